@@ -1,0 +1,168 @@
+# tinyfile: tinyd, libtiny, tiny and tinyfs.
+#
+#   make                 build everything into build/ (quiet; V=1 shows commands)
+#   make test            build and run every test (TAP, summarised by prove)
+#   make bench           build and run the benchmarks
+#   make install         install under $(DESTDIR)$(PREFIX)
+#   make SANITIZE=address,undefined test    the same under sanitizers, in build-san/
+#   make SANITIZE=thread test-tsan          libtiny's threaded tests under TSan
+
+PREFIX  ?= /usr/local
+BINDIR  ?= $(PREFIX)/bin
+SBINDIR ?= $(PREFIX)/sbin
+LIBDIR  ?= $(PREFIX)/lib
+INCDIR  ?= $(PREFIX)/include
+MANDIR  ?= $(PREFIX)/share/man
+PKGDIR  ?= $(LIBDIR)/pkgconfig
+
+SOVERSION := 1
+VERSION   := 1.0.0
+
+CC      ?= cc
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -pthread -MMD -MP -Ilibtiny
+LDLIBS  += -pthread
+
+ifdef SANITIZE
+O       ?= build-san
+CFLAGS  += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer
+LDFLAGS += -fsanitize=$(SANITIZE)
+else
+O       ?= build
+endif
+
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
+FUSE_CFLAGS := $(shell pkg-config --cflags fuse3 2>/dev/null)
+FUSE_LIBS   := $(shell pkg-config --libs fuse3 2>/dev/null)
+
+LIB_SRC   := $(wildcard libtiny/*.c)
+TINYD_SRC := $(wildcard tinyd/*.c)
+TINY_SRC  := $(wildcard tiny/*.c)
+FS_SRC    := $(wildcard tinyfs/*.c)
+TEST_SRC  := $(wildcard tests/*.c)
+BENCH_SRC := $(wildcard tests/bench/*.c)
+
+LIB_OBJ   := $(LIB_SRC:%.c=$(O)/%.pic.o)
+LIB_SOBJ  := $(LIB_SRC:%.c=$(O)/%.o)
+TINYD_OBJ := $(TINYD_SRC:%.c=$(O)/%.o) $(O)/libtiny/format.o
+TINY_OBJ  := $(TINY_SRC:%.c=$(O)/%.o)
+FS_OBJ    := $(FS_SRC:%.c=$(O)/%.o)
+
+LIBSO   := $(O)/libtiny.so.$(SOVERSION)
+LIBA    := $(O)/libtiny.a
+TINYD   := $(O)/tinyd
+TINY    := $(O)/tiny
+TINYFS  := $(if $(FS_SRC),$(O)/tinyfs)
+TESTS   := $(TEST_SRC:tests/%.c=$(O)/tests/%)
+BENCHES := $(BENCH_SRC:tests/bench/%.c=$(O)/bench/%)
+
+MAN1 := $(wildcard docs/man/*.1)
+MAN3 := $(wildcard docs/man/*.3)
+MAN8 := $(wildcard docs/man/*.8)
+
+# Debian packages the build, the tests and the benchmarks need.
+DEB_PKGS := build-essential pkg-config libsnappy-dev libisal-dev libfuse3-dev fuse3 \
+	python3 python3-snappy valgrind clang sqlite3 rsync git procps
+
+all: $(LIBSO) $(LIBA) $(TINYD) $(TINY) $(TINYFS) $(TESTS) $(BENCHES)
+
+$(O)/%.pic.o: %.c
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  CC      $@")
+	$(Q)$(CC) $(CFLAGS) -fPIC -fvisibility=hidden -DTINY_BUILDING_LIB -c -o $@ $<
+
+$(O)/tinyfs/%.o: tinyfs/%.c
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  CC      $@")
+	$(Q)$(CC) $(CFLAGS) $(FUSE_CFLAGS) -c -o $@ $<
+
+$(O)/%.o: %.c
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  CC      $@")
+	$(Q)$(CC) $(CFLAGS) -c -o $@ $<
+
+$(LIBSO): $(LIB_OBJ)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -shared -Wl,-soname,libtiny.so.$(SOVERSION) -o $@ $^ -lisal $(LDLIBS)
+	$(Q)ln -sf libtiny.so.$(SOVERSION) $(O)/libtiny.so
+
+$(LIBA): $(LIB_SOBJ)
+	@$(if $(Q),echo "  AR      $@")
+	$(Q)rm -f $@ && $(AR) rcs $@ $^
+
+$(TINYD): $(TINYD_OBJ)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ -lsnappy -lisal $(LDLIBS)
+
+$(TINY): $(TINY_OBJ) $(LIBA)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ -lisal $(LDLIBS)
+
+$(O)/tinyfs: $(FS_OBJ) $(LIBA)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(FUSE_LIBS) -lisal $(LDLIBS)
+
+$(O)/tests/%: $(O)/tests/%.o $(LIBA)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ -lsnappy -lisal $(LDLIBS)
+
+$(O)/bench/%: $(O)/tests/bench/%.o $(LIBA)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ -lsnappy -lisal $(LDLIBS)
+
+# Installs the missing Debian packages (needs root), then nothing else.
+deps:
+	$(Q)missing=$$(for p in $(DEB_PKGS); do \
+		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; \
+	done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing:" $$missing; \
+		if [ "$$(id -u)" != 0 ]; then echo "run as root: apt-get install -y" $$missing >&2; exit 1; fi; \
+		DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+	fi
+
+# Tests and benchmarks find the build through $(O).
+test: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)TINY_BUILD=$(CURDIR)/$(O) prove -f tests/run.sh :: $(TESTS_ARGS)
+
+test-tsan:
+	$(Q)$(MAKE) --no-print-directory SANITIZE=thread O=build-tsan all
+	$(Q)TINY_BUILD=$(CURDIR)/build-san prove -f tests/run.sh :: threads
+
+bench: all
+	$(Q)TINY_BUILD=$(CURDIR)/$(O) tests/bench/run.sh
+
+inst# Debian packages the build, the tests and the benchmarks need.
+DEB_PKGS := build-essential pkg-config libsnappy-dev libisal-dev libfuse3-dev fuse3 \
+	python3 python3-snappy valgrind clang sqlite3 rsync git procps
+
+all: $(LIBSO) $(LIBA) $(TINYD) $(TINY) $(TINYFS)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) $(DESTDIR)$(LIBDIR) \
+		$(DESTDIR)$(INCDIR) $(DESTDIR)$(PKGDIR) $(DESTDIR)$(MANDIR)/man1 \
+		$(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(MANDIR)/man8
+	install -m 755 $(TINYD) $(DESTDIR)$(SBINDIR)/tinyd
+	install -m 755 $(TINY) $(TINYFS) $(DESTDIR)$(BINDIR)/
+	install -m 755 $(LIBSO) $(DESTDIR)$(LIBDIR)/
+	ln -sf libtiny.so.$(SOVERSION) $(DESTDIR)$(LIBDIR)/libtiny.so
+	install -m 644 $(LIBA) $(DESTDIR)$(LIBDIR)/
+	install -m 644 libtiny/tiny.h $(DESTDIR)$(INCDIR)/
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCDIR@|$(INCDIR)|' \
+		-e 's|@VERSION@|$(VERSION)|' libtiny/libtiny.pc.in > $(DESTDIR)$(PKGDIR)/libtiny.pc
+	$(if $(MAN1),install -m 644 $(MAN1) $(DESTDIR)$(MANDIR)/man1/)
+	$(if $(MAN3),install -m 644 $(MAN3) $(DESTDIR)$(MANDIR)/man3/)
+	$(if $(MAN8),install -m 644 $(MAN8) $(DESTDIR)$(MANDIR)/man8/)
+
+clean:
+	rm -rf build build-san build-tsan
+
+.PHONY: all deps test test-tsan bench install clean
+
+-include $(shell find $(O) -name '*.d' 2>/dev/null)
