@@ -1,0 +1,606 @@
+/*
+ * registry.c - the registration queue, the clients' lifecycle, the reaper
+ * and the bookkeeping of IPC objects.
+ *
+ * The main thread receives HELLOs on the registration queue and, for each
+ * valid one, creates a private queue and a segment, attaches the segment,
+ * starts a reader thread and answers WELCOME (IPC_NOWAIT). Every creation
+ * and removal of an IPC object rewrites <dir>/tinyd.ipc (write + rename),
+ * so that a tinyd started after a kill -9 can remove what it lists.
+ *
+ * A client dies once (client_kill): its queue and segment are removed at
+ * once (its reader wakes with EIDRM, a blocked client with EIDRM too), it
+ * moves to the dead list, and the reaper joins its reader and drops the
+ * registry's reference. Workers hold references while they execute its
+ * steps, so the segment is detached only after the last one is done.
+ *
+ * The reaper also frees every TINY_REAP_INTERVAL_MS the clients whose
+ * process has exited, that detached their segment, or that did not attach
+ * within TINY_ATTACH_TIMEOUT_MS.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/msg.h>
+#include <sys/shm.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "reader.h"
+#include "registry.h"
+#include "sched.h"
+#include "stats.h"
+#include "tinyd.h"
+
+/* The reader threads need little: no codec buffers live on their stacks. */
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+#define READER_STACK (1u << 20)
+#else
+#define READER_STACK (64u << 10)
+#endif
+
+/* Type of the message tinyd sends itself on a new registration queue, so
+ * that msg_lrpid names the live tinyd behind the key. */
+#define MTYPE_SELF LONG_MAX
+
+union rxbuf {
+    struct tiny_msg m;
+    struct {
+        long mtype;
+        unsigned char body[TINY_MSG_SIZE + 64];
+    } raw;
+};
+
+static pthread_mutex_t reg_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct client *live, *dead;
+static unsigned n_live, next_id = 1;
+static uint64_t shm_total;
+static atomic_int regq = -1;
+static atomic_bool stopping;
+
+static pthread_mutex_t mem_mu = PTHREAD_MUTEX_INITIALIZER;
+static uint64_t mem_used;
+
+static pthread_mutex_t reap_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t reap_cv;
+static bool reap_stop, reaper_started;
+static pthread_t reaper;
+
+int mem_reserve(uint64_t n)
+{
+    int r = 0;
+
+    pthread_mutex_lock(&mem_mu);
+    if (n > tinyd_cfg.max_memory || mem_used > tinyd_cfg.max_memory - n)
+        r = -ENOMEM;
+    else
+        mem_used += n;
+    pthread_mutex_unlock(&mem_mu);
+    return r;
+}
+
+void mem_release(uint64_t n)
+{
+    pthread_mutex_lock(&mem_mu);
+    mem_used -= n;
+    pthread_mutex_unlock(&mem_mu);
+}
+
+static int run_path(char *buf, size_t size, const char *name)
+{
+    int n = snprintf(buf, size, "%s/%s", tinyd_cfg.dir, name);
+    return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
+}
+
+/* Rewrites tinyd.ipc; under reg_mu. */
+static void ipc_write(void)
+{
+    char path[PATH_MAX], tmp[PATH_MAX + 8];
+    FILE *f;
+    int r = 0;
+
+    if (run_path(path, sizeof(path), TINY_IPC_FILE) < 0)
+        return;
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    f = fopen(tmp, "we");
+    if (!f) {
+        tlog(LOG_ERR, "cannot write %s: %s", tmp, errstr(errno));
+        return;
+    }
+    fprintf(f, "tinyd %d\n", (int)getpid());
+    if (regq >= 0)
+        fprintf(f, "q %d\n", regq);
+    for (struct client *c = live; c; c = c->next)
+        fprintf(f, "q %d\nm %d\n", c->qid, c->shmid);
+    if (ferror(f))
+        r = -EIO;
+    if (fclose(f) != 0 || r < 0 || rename(tmp, path) != 0) {
+        tlog(LOG_ERR, "cannot write %s: %s", path, errstr(errno ? errno : EIO));
+        unlink(tmp);
+    }
+}
+
+/* Whether the object's owner is us. */
+static bool ours(const struct ipc_perm *p)
+{
+    return p->uid == geteuid() && p->cuid == geteuid();
+}
+
+static bool listed(const int *ids, unsigned n, int id)
+{
+    for (unsigned i = 0; i < n; i++)
+        if (ids[i] == id)
+            return true;
+    return false;
+}
+
+static int cleanup_stale(key_t key)
+{
+    char path[PATH_MAX], kind;
+    int qids[1024], mids[1024], id, old_pid = 0, r = 0;
+    unsigned nq = 0, nm = 0, cleaned = 0;
+    bool found = false;
+    FILE *f;
+
+    if (run_path(path, sizeof(path), TINY_IPC_FILE) < 0)
+        return -ENAMETOOLONG;
+    f = fopen(path, "re");
+    if (f) {
+        char word[16];
+        found = true;
+        if (fscanf(f, "%15s %d", word, &old_pid) != 2 || strcmp(word, "tinyd") != 0)
+            old_pid = 0;
+        while (fscanf(f, " %c %d", &kind, &id) == 2) {
+            if (kind == 'q' && nq < 1024)
+                qids[nq++] = id;
+            else if (kind == 'm' && nm < 1024)
+                mids[nm++] = id;
+        }
+        fclose(f);
+    }
+    id = msgget(key, 0);
+    if (id >= 0) {
+        struct msqid_ds ds;
+
+        found = true;
+        if (msgctl(id, IPC_STAT, &ds) < 0 || !ours(&ds.msg_perm)) {
+            tlog(LOG_ERR, "ipc key 0x%x of %s is used by a queue that is not ours", (unsigned)key,
+                 tinyd_cfg.dir);
+            return -EADDRINUSE;
+        }
+        if (!listed(qids, nq, id) && ds.msg_lrpid > 0 &&
+            (kill(ds.msg_lrpid, 0) == 0 || errno == EPERM)) {
+            tlog(LOG_ERR, "ipc key 0x%x of %s is in use by another live process (pid %d)",
+                 (unsigned)key, tinyd_cfg.dir, (int)ds.msg_lrpid);
+            return -EADDRINUSE;
+        }
+        if (msgctl(id, IPC_RMID, NULL) == 0)
+            cleaned++;
+    }
+    for (unsigned i = 0; i < nq; i++) {
+        struct msqid_ds ds;
+        if (msgctl(qids[i], IPC_STAT, &ds) == 0 && ours(&ds.msg_perm) &&
+            msgctl(qids[i], IPC_RMID, NULL) == 0)
+            cleaned++;
+    }
+    for (unsigned i = 0; i < nm; i++) {
+        struct shmid_ds ds;
+        if (shmctl(mids[i], IPC_STAT, &ds) == 0 && ours(&ds.shm_perm) &&
+            (old_pid == 0 || ds.shm_cpid == old_pid) && shmctl(mids[i], IPC_RMID, NULL) == 0)
+            cleaned++;
+    }
+    if (found)
+        tlog(LOG_INFO, "cleaned %u stale ipc objects of a previous tinyd (pid %d)", cleaned,
+             old_pid);
+    return r;
+}
+
+int registry_open(key_t key)
+{
+    struct {
+        long mtype;
+        char c;
+    } self = {MTYPE_SELF, 0};
+    int r = cleanup_stale(key);
+
+    if (r < 0)
+        return r;
+    regq = msgget(key, IPC_CREAT | IPC_EXCL | 0600);
+    if (regq < 0) {
+        r = -errno;
+        tlog(LOG_ERR, "cannot create registration queue: %s", errstr(errno));
+        return r;
+    }
+    /* Leaves our pid in msg_lrpid for the stale check of another tinyd. */
+    if (msgsnd(regq, &self, 1, IPC_NOWAIT) == 0)
+        (void)msgrcv(regq, &self, 1, MTYPE_SELF, IPC_NOWAIT | MSG_NOERROR);
+    pthread_mutex_lock(&reg_mu);
+    ipc_write();
+    pthread_mutex_unlock(&reg_mu);
+    return 0;
+}
+
+void registry_stop(void)
+{
+    atomic_store(&stopping, true);
+    if (regq >= 0)
+        msgctl(regq, IPC_RMID, NULL);
+}
+
+void registry_counts(uint32_t *clients, uint64_t *shm_bytes)
+{
+    pthread_mutex_lock(&reg_mu);
+    *clients = n_live;
+    *shm_bytes = shm_total;
+    pthread_mutex_unlock(&reg_mu);
+}
+
+void client_ref(struct client *c)
+{
+    atomic_fetch_add(&c->refs, 1);
+}
+
+static void client_destroy(struct client *c)
+{
+    uint64_t seg = (uint64_t)c->n_slots * c->slot_size;
+
+    if (c->seg)
+        shmdt(c->seg);
+    for (uint32_t i = 0; c->units && i < c->n_slots; i++) {
+        struct unit *u = &c->units[i];
+        free(u->stage_in);
+        free(u->stage_out);
+        mem_release(u->stage_in_cap + u->stage_out_cap);
+    }
+    mem_release(seg);
+    pthread_mutex_lock(&reg_mu);
+    shm_total -= seg;
+    pthread_mutex_unlock(&reg_mu);
+    free(c->units);
+    free(c);
+}
+
+void client_unref(struct client *c)
+{
+    if (atomic_fetch_sub(&c->refs, 1) == 1)
+        client_destroy(c);
+}
+
+void client_kill(struct client *c, const char *why)
+{
+    struct client **pp;
+
+    pthread_mutex_lock(&reg_mu);
+    if (c->dead) {
+        pthread_mutex_unlock(&reg_mu);
+        return;
+    }
+    c->dead = true;
+    for (pp = &live; *pp && *pp != c; pp = &(*pp)->next)
+        ;
+    if (*pp)
+        *pp = c->next;
+    c->next = dead;
+    dead = c;
+    n_live--;
+    msgctl(c->qid, IPC_RMID, NULL);
+    shmctl(c->shmid, IPC_RMID, NULL);
+    ipc_write();
+    pthread_mutex_unlock(&reg_mu);
+    sched_forget(c);
+    tlog(LOG_INFO, "client %u (pid %d) gone: %s; freed %u slots", c->id, (int)c->pid, why,
+         c->n_slots);
+}
+
+/* Validates a HELLO and creates the client, returned in @out with a
+ * reference for the caller. Returns 0 or a negative errno. */
+static int client_create(const struct tiny_msg_hello *h, struct client **out)
+{
+    uint32_t n_slots = h->n_slots ? h->n_slots : tinyd_cfg.slots;
+    uint64_t slot_size = h->slot_size ? h->slot_size : tinyd_cfg.slot_size;
+    unsigned weight = h->weight ? h->weight : 1;
+    uint64_t seg = (uint64_t)n_slots * slot_size;
+    struct client *c = NULL;
+    pthread_attr_t attr;
+    int r;
+
+    if (h->pid <= 0 || n_slots > TINY_SLOTS_MAX || slot_size < TINY_SLOT_SIZE_MIN ||
+        slot_size > TINY_SLOT_SIZE_MAX || weight > 1000)
+        return -EINVAL;
+    pthread_mutex_lock(&reg_mu);
+    r = n_live >= tinyd_cfg.max_clients ? -EUSERS : 0;
+    pthread_mutex_unlock(&reg_mu);
+    if (r < 0)
+        return r;
+    r = mem_reserve(seg);
+    if (r < 0)
+        return r;
+    c = calloc(1, sizeof(*c));
+    if (!c || !(c->units = calloc(n_slots, sizeof(*c->units)))) {
+        r = -ENOMEM;
+        goto fail_mem;
+    }
+    c->qid = c->shmid = -1;
+    c->pid = h->pid;
+    c->n_slots = n_slots;
+    c->slot_size = (size_t)slot_size;
+    c->weight = weight;
+    c->reply_mtype = h->reply_mtype;
+    atomic_init(&c->refs, 1);
+    c->t_created = now_ns();
+    c->qid = msgget(IPC_PRIVATE, IPC_CREAT | 0600);
+    if (c->qid < 0) {
+        r = -errno;
+        tlog(LOG_ERR, "cannot create a client queue: %s", errstr(errno));
+        goto fail_mem;
+    }
+    c->shmid = shmget(IPC_PRIVATE, seg, IPC_CREAT | 0600);
+    if (c->shmid < 0) {
+        r = -errno;
+        tlog(LOG_ERR, "cannot create a segment of %" PRIu64 " bytes: %s", seg, errstr(errno));
+        goto fail_q;
+    }
+    c->seg = shmat(c->shmid, NULL, 0);
+    if (c->seg == (void *)-1) {
+        r = -errno;
+        c->seg = NULL;
+        tlog(LOG_ERR, "cannot attach segment %d: %s", c->shmid, errstr(errno));
+        goto fail_shm;
+    }
+    pthread_mutex_lock(&reg_mu);
+    if (n_live >= tinyd_cfg.max_clients) {
+        pthread_mutex_unlock(&reg_mu);
+        r = -EUSERS;
+        goto fail_shm;
+    }
+    c->id = next_id++;
+    c->next = live;
+    live = c;
+    n_live++;
+    shm_total += seg;
+    ipc_write();
+    pthread_mutex_unlock(&reg_mu);
+    sched_add(c);
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, READER_STACK);
+    r = -pthread_create(&c->reader, &attr, reader_main, c);
+    pthread_attr_destroy(&attr);
+    if (r < 0) {
+        tlog(LOG_ERR, "cannot start a reader thread: %s", errstr(-r));
+        client_kill(c, "no reader thread");
+        return r;
+    }
+    c->reader_started = true;
+    stats_client();
+    /* The caller's reference: the reaper may free the client at any time. */
+    client_ref(c);
+    *out = c;
+    return 0;
+fail_shm:
+    if (c->seg)
+        shmdt(c->seg);
+    shmctl(c->shmid, IPC_RMID, NULL);
+fail_q:
+    msgctl(c->qid, IPC_RMID, NULL);
+fail_mem:
+    if (c)
+        free(c->units);
+    free(c);
+    mem_release(seg);
+    return r;
+}
+
+static void on_hello(const struct tiny_msg *m, long n)
+{
+    const struct tiny_msg_hello *h = &m->u.hello;
+    struct client *c = NULL;
+    struct tiny_msg w;
+    int status;
+
+    if (n != (long)TINY_MSG_SIZE || m->hdr.magic != TINY_PROTO_MAGIC ||
+        m->hdr.type != TINY_MSG_HELLO) {
+        tlog(LOG_WARNING, "dropped a malformed registration message (%ld bytes, type %u)", n,
+             n >= 4 ? m->hdr.type : 0);
+        return;
+    }
+    if (h->reply_mtype < TINY_MTYPE_REPLY) {
+        tlog(LOG_WARNING, "dropped a hello from pid %d: reply type %lld is reserved", (int)h->pid,
+             (long long)h->reply_mtype);
+        return;
+    }
+    if (m->hdr.version != TINY_PROTO_VERSION)
+        status = -EPROTO;
+    else
+        status = client_create(h, &c);
+    tiny_msg_init(&w, (long)h->reply_mtype, TINY_MSG_WELCOME);
+    w.u.welcome.status = status;
+    w.u.welcome.pid = (int32_t)getpid();
+    w.u.welcome.nonce = h->nonce;
+    w.u.welcome.workers = tinyd_cfg.workers;
+    if (c) {
+        w.u.welcome.qid = c->qid;
+        w.u.welcome.shmid = c->shmid;
+        w.u.welcome.slot_size = c->slot_size;
+        w.u.welcome.n_slots = c->n_slots;
+        tlog(LOG_INFO, "client %u (pid %d) connected: %u slots of %zu bytes, weight %u", c->id,
+             (int)c->pid, c->n_slots, c->slot_size, c->weight);
+    } else {
+        tlog(LOG_INFO, "refused client pid %d: %s", (int)h->pid, errstr(-status));
+    }
+    while (msgsnd(regq, &w, TINY_MSG_SIZE, IPC_NOWAIT) < 0) {
+        if (errno == EINTR)
+            continue;
+        tlog(LOG_WARNING, "cannot answer pid %d: %s", (int)h->pid, errstr(errno));
+        if (c)
+            client_kill(c, "welcome not sent");
+        break;
+    }
+    if (c)
+        client_unref(c);
+}
+
+int registry_serve(void)
+{
+    union rxbuf rx;
+
+    for (;;) {
+        ssize_t n = msgrcv(regq, &rx.raw, sizeof(rx.raw.body), TINY_MTYPE_DAEMON, MSG_NOERROR);
+
+        if (n >= 0) {
+            on_hello(&rx.m, (long)n);
+            continue;
+        }
+        if (errno == EINTR)
+            continue;
+        if (atomic_load(&stopping))
+            return 0;
+        tlog(LOG_ERR, "cannot receive on the registration queue: %s", errstr(errno));
+        return -errno;
+    }
+}
+
+/* Why @c must be freed, or NULL. Under reg_mu. */
+static const char *reap_reason(struct client *c, uint64_t now)
+{
+    struct shmid_ds ds;
+
+    if (kill(c->pid, 0) < 0 && errno == ESRCH)
+        return "process exited";
+    if (shmctl(c->shmid, IPC_STAT, &ds) < 0)
+        return "segment removed";
+    if (ds.shm_nattch >= 2)
+        c->attached = true;
+    else if (c->attached)
+        return "detached its segment";
+    else if (now - c->t_created > (uint64_t)TINY_ATTACH_TIMEOUT_MS * 1000000u)
+        return "did not attach in time";
+    return NULL;
+}
+
+/* Joins the readers of dead clients and drops the registry's reference. */
+static void bury_dead(void)
+{
+    struct client *list;
+
+    pthread_mutex_lock(&reg_mu);
+    list = dead;
+    dead = NULL;
+    pthread_mutex_unlock(&reg_mu);
+    while (list) {
+        struct client *c = list;
+        list = c->next;
+        if (c->reader_started)
+            pthread_join(c->reader, NULL);
+        client_unref(c);
+    }
+}
+
+static void reap(void)
+{
+    struct client *victims[64];
+    const char *why[64];
+    unsigned n = 0;
+    uint64_t now = now_ns();
+
+    pthread_mutex_lock(&reg_mu);
+    for (struct client *c = live; c && n < 64; c = c->next) {
+        const char *w = reap_reason(c, now);
+        if (w) {
+            client_ref(c);
+            victims[n] = c;
+            why[n++] = w;
+        }
+    }
+    pthread_mutex_unlock(&reg_mu);
+    for (unsigned i = 0; i < n; i++) {
+        union rxbuf rx;
+        /* A WELCOME nobody collected would fill the registration queue. */
+        if (!victims[i]->attached)
+            (void)msgrcv(regq, &rx.raw, sizeof(rx.raw.body), victims[i]->reply_mtype,
+                         IPC_NOWAIT | MSG_NOERROR);
+        client_kill(victims[i], why[i]);
+        client_unref(victims[i]);
+    }
+    bury_dead();
+}
+
+static void *reaper_main(void *arg)
+{
+    struct timespec ts;
+
+    (void)arg;
+    pthread_mutex_lock(&reap_mu);
+    while (!reap_stop) {
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_nsec += TINY_REAP_INTERVAL_MS * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&reap_cv, &reap_mu, &ts);
+        if (reap_stop)
+            break;
+        pthread_mutex_unlock(&reap_mu);
+        reap();
+        pthread_mutex_lock(&reap_mu);
+    }
+    pthread_mutex_unlock(&reap_mu);
+    return NULL;
+}
+
+int registry_start(void)
+{
+    pthread_condattr_t ca;
+    int r;
+
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&reap_cv, &ca);
+    pthread_condattr_destroy(&ca);
+    r = -pthread_create(&reaper, NULL, reaper_main, NULL);
+    if (r < 0) {
+        tlog(LOG_ERR, "cannot start the reaper thread: %s", errstr(-r));
+        return r;
+    }
+    reaper_started = true;
+    return 0;
+}
+
+void registry_shutdown(void)
+{
+    char path[PATH_MAX];
+
+    if (reaper_started) {
+        pthread_mutex_lock(&reap_mu);
+        reap_stop = true;
+        pthread_cond_signal(&reap_cv);
+        pthread_mutex_unlock(&reap_mu);
+        pthread_join(reaper, NULL);
+        reaper_started = false;
+    }
+    registry_stop();
+    for (;;) {
+        struct client *c;
+        pthread_mutex_lock(&reg_mu);
+        c = live;
+        if (c)
+            client_ref(c);
+        pthread_mutex_unlock(&reg_mu);
+        if (!c)
+            break;
+        client_kill(c, "tinyd stopping");
+        client_unref(c);
+    }
+    /* Readers may be running a step inline: join them (bury_dead) before
+     * the workers' scratch memory goes away with sched_stop(). */
+    bury_dead();
+    sched_stop();
+    if (run_path(path, sizeof(path), TINY_IPC_FILE) == 0)
+        unlink(path);
+}
