@@ -180,8 +180,9 @@ static inline void tiny_finalize(tiny_conn *conn)
  *
  * Returns 0 once the request is accepted; its result comes later.
  * Returns -EINVAL for a bad op or flag, -ECONNRESET if tinyd is gone.
- * Does not wait for tinyd; it may wait briefly for a free slot.
- * Thread-safe.
+ * Never waits for tinyd or for a slot: a progress thread of the library
+ * (started on first use) moves the request through the slots, so requests
+ * submitted and not yet waited for keep going by themselves. Thread-safe.
  */
 TINY_API int tiny_submit(tiny_conn *conn, int op, unsigned flags, const void *in, size_t in_len, void *out,
                 size_t out_cap, tiny_callback cb, void *arg, tiny_req **req);
@@ -189,9 +190,7 @@ TINY_API int tiny_submit(tiny_conn *conn, int op, unsigned flags, const void *in
 /*
  * tiny_wait - wait for a request without a callback and release it.
  * Returns the number of bytes written to `out`, or a negative errno.
- * Blocks; the calling thread drives the request's transfers itself, so a
- * single thread can keep the service busy. Call it once per request, from
- * one thread.
+ * Blocks. Call it once per request, from one thread.
  */
 TINY_API ssize_t tiny_wait(tiny_req *req);
 
@@ -203,8 +202,10 @@ TINY_API ssize_t tiny_wait(tiny_req *req);
 TINY_API int tiny_poll(tiny_req *req);
 
 /*
- * tiny_run - the blocking call: tiny_submit() followed by tiny_wait().
- * Returns the output length or a negative errno. Thread-safe.
+ * tiny_run - the blocking call: a submission followed by tiny_wait(). Since
+ * the caller waits at once, its own thread moves the request instead of the
+ * progress thread, so a small request costs exactly one message to tinyd and
+ * one back. Returns the output length or a negative errno. Thread-safe.
  */
 TINY_API ssize_t tiny_run(tiny_conn *conn, int op, unsigned flags, const void *in, size_t in_len, void *out,
                  size_t out_cap);

@@ -1,0 +1,142 @@
+/*
+ * internal.h - what the files of libtiny share and nobody else sees: the
+ * connection object (conn.c), the request engine's hooks into it (req.c), and
+ * the raw-stream cutter (rawsplit.c). Not installed.
+ */
+#ifndef TINY_INTERNAL_H
+#define TINY_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "format.h"
+#include "tiny.h"
+#include "tiny_proto.h"
+
+/* Units one request keeps in flight at most: min(n_slots, this). Four is
+ * enough to keep two workers busy and the client copying while tinyd
+ * computes, and leaves the other half of a default 8-slot segment to a
+ * second thread sharing the connection. */
+#define TINY_REQ_INFLIGHT 4u
+
+/* Output a unit of a large request aims for: four 64 KiB steps. */
+#define TINY_UNIT_TARGET (256u << 10)
+
+/*
+ * Where the input of a unit comes from: a short list of segments, each
+ * taken from the unit's own header bytes, the request's input or the
+ * request's output (the history of a raw unit). Offsets, not pointers, so a
+ * unit can be moved.
+ */
+enum tiny_src_kind { TINY_SRC_HDR, TINY_SRC_IN, TINY_SRC_OUT };
+
+struct tiny_seg {
+    unsigned kind;
+    size_t off, len;
+};
+
+#define TINY_SRC_SEGS 8
+
+struct tiny_src {
+    unsigned char hb[32]; /* header bytes written by the library */
+    size_t hb_len;
+    struct tiny_seg seg[TINY_SRC_SEGS];
+    unsigned n_seg;
+    size_t len; /* total bytes */
+};
+
+void tiny_src_reset(struct tiny_src *s);
+/* Appends @n header bytes to hb and a segment for them. */
+void tiny_src_hdr(struct tiny_src *s, const unsigned char *p, size_t n);
+void tiny_src_add(struct tiny_src *s, unsigned kind, size_t off, size_t len);
+/* Copies bytes [off, off+n) of the unit's input to @dst. */
+void tiny_src_copy(const struct tiny_src *s, const unsigned char *in, const unsigned char *out,
+                   size_t off, unsigned char *dst, size_t n);
+
+/*
+ * Raw snappy stream cutter (rawsplit.c). tiny_rawsplit_next() returns the
+ * next unit as a complete raw stream: varint(hist + out_len), a literal of
+ * the hist bytes of output before out_start (taken from the caller's output
+ * buffer once they are there), then the unit's elements.
+ */
+struct tiny_rawsplit {
+    const unsigned char *in;
+    size_t in_len;
+    size_t pos;        /* input offset of the next element (or of a split literal's rest) */
+    size_t lit_left;   /* bytes of a split literal still to emit at pos */
+    uint64_t total;    /* uncompressed length announced by the header */
+    uint64_t out;      /* output offset where the next unit starts */
+    size_t out_budget; /* output bytes per unit at most */
+    size_t in_budget;  /* element bytes (with rewritten literal headers) per unit at most */
+};
+
+struct tiny_rawunit {
+    struct tiny_src src;
+    uint64_t out_start;
+    uint64_t out_len;
+    size_t hist;
+};
+
+/* 0, or -EBADMSG if the header is bad, -EINVAL if a budget is too small. */
+int tiny_rawsplit_init(struct tiny_rawsplit *rs, const void *in, size_t in_len, size_t out_budget,
+                       size_t in_budget);
+/* 1 and a unit, 0 at the end, -EBADMSG for corrupt data, -ENOTSUP for a copy
+ * reaching back more than TINY_RAW_WINDOW across the cut. */
+int tiny_rawsplit_next(struct tiny_rawsplit *rs, struct tiny_rawunit *u);
+
+/* Connection (conn.c). */
+struct tiny_conn {
+    int qid;
+    int shmid;
+    pid_t daemon_pid;
+    unsigned char *base;
+    size_t slot_size;
+    unsigned n_slots;
+    unsigned workers;
+    unsigned cap; /* units in flight per request */
+    atomic_int dead;
+    atomic_uint seq;
+
+    pthread_mutex_t lock;
+    pthread_cond_t cv; /* slots and tags freed, callback requests queued, death */
+    unsigned *free_slots;
+    unsigned n_free;
+    unsigned slot_waiters;
+    unsigned *free_tags;
+    unsigned n_free_tags;
+    int closing;
+
+    /* Callback requests: handed over under lock, then owned by the
+     * progress thread, which alone touches slot_req and the active list. */
+    struct tiny_req *cb_new;
+    struct tiny_req **slot_req;
+    int progress_started;
+    pthread_t progress;
+
+    /* Requests without callback not yet released, for tiny_disconnect(). */
+    struct tiny_req *reqs;
+
+    pthread_t watchdog;
+    pthread_cond_t wd_cv;
+    int wd_stop;
+};
+
+/* Marks the connection dead and removes its queue so that every thread
+ * blocked on it wakes up. Idempotent. */
+void tiny_conn_kill(tiny_conn *conn);
+/* msgsnd/msgrcv with EINTR retried and a gone queue mapped to -ECONNRESET.
+ * tiny_conn_recv returns 0 and a checked message, -ENOMSG (nowait, none),
+ * -EPROTO or -ECONNRESET. */
+int tiny_conn_send(tiny_conn *conn, struct tiny_msg *m);
+int tiny_conn_recv(tiny_conn *conn, long mtype, int nowait, struct tiny_msg *m);
+/* Starts a thread with every signal blocked. */
+int tiny_thread_start(pthread_t *t, void *(*fn)(void *), void *arg);
+
+/* Request engine hooks (req.c) used by tiny_disconnect(). */
+void *tiny_progress_main(void *arg);
+void tiny_reqs_free(tiny_conn *conn);
+
+#endif /* TINY_INTERNAL_H */

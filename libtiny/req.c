@@ -1,0 +1,990 @@
+/*
+ * req.c - requests: cutting into units, slot allocation, pipelining,
+ * wait/poll/callbacks.
+ *
+ * A request is cut lazily into units (one slot each, see tiny_proto.h); at
+ * most min(n_slots, TINY_REQ_INFLIGHT) units of one request are in flight,
+ * kept in a ring in submission order. Outputs are copied out in that order:
+ * a unit that completes early keeps its slot until the units before it are
+ * copied, which is what lets compressed outputs of unknown size be
+ * concatenated.
+ *
+ * Who drives a request:
+ *  - a blocking call (tiny_run), the calling thread itself, which waits at
+ *    once. Such a request takes a tag (1..TINY_TAGS_MAX-1) while it has
+ *    units in flight and receives exactly the messages of type
+ *    TINY_MTYPE_REPLY + tag, so a blocking call costs one SUBMIT and one DONE
+ *    hop, with no library thread in between. Every tag holder holds a slot,
+ *    so tags never run out;
+ *  - an asynchronous request (tiny_submit), a progress thread started on
+ *    first use: tiny_submit() hands the request over, and that thread alone
+ *    submits its units (tag 0), receives their replies, dispatches them by
+ *    slot, and runs the callback or wakes tiny_wait(). Nobody else has to
+ *    call in for such a request to move, so requests submitted and not yet
+ *    waited for cannot sit on slots that a waited one needs.
+ *
+ * Slots come from a per-connection free list. A thread never blocks for a
+ * slot while it holds units in flight that it must drive itself (it only
+ * tries); it blocks only when its request holds none. While some thread is
+ * blocked for a slot, a request that already has a unit in flight takes no
+ * more, so every thread sharing a connection makes progress.
+ *
+ * On an error the request stops submitting, still collects the replies of
+ * its units in flight (tinyd owns those slots until it answers, and a
+ * staged output must be fetched to the end to be released), then completes
+ * with the error. A dead connection ends everything at once.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define BLOCK 65536u
+
+enum unit_state { U_RUN, U_READY, U_FETCH, U_FREE };
+
+struct tiny_unit {
+    struct tiny_src src;
+    uint64_t arg;
+    uint32_t flags; /* public flags | TINY_UF_FIRST */
+    int staged;
+    int need_hist;      /* raw unit whose input includes earlier output */
+    uint64_t out_start; /* where that output ends */
+    uint64_t expect;    /* exact output length, or UINT64_MAX */
+    /* while in flight */
+    uint32_t seq;
+    unsigned slot;
+    int state;
+    int status;
+    size_t in_sent;
+    uint64_t out_len, piece_off, piece_len, copied;
+};
+
+struct tiny_req {
+    tiny_conn *conn;
+    struct tiny_req *next, *prev; /* conn->reqs: not yet released by tiny_wait() */
+    struct tiny_req *pnext;       /* the progress thread's lists */
+    int op;
+    unsigned flags;
+    const unsigned char *in;
+    size_t in_len;
+    unsigned char *out;
+    size_t out_cap;
+    size_t out_pos;
+    tiny_callback cb;
+    void *cb_arg;
+    int progress; /* driven by the progress thread */
+    int done;     /* progress requests: complete, under conn->lock */
+    unsigned tag;
+    int err;
+    int finished;
+    ssize_t result;
+
+    /* cutting */
+    size_t cut_pos;
+    size_t target; /* unit size: input (compressing ops) or output bound */
+    int first_done;
+    int no_more;
+    int have_next;
+    int split; /* raw stream cut by rawsplit */
+    uint64_t raw_total;
+    struct tiny_rawsplit rs;
+    struct tiny_unit nu; /* the next unit, cut but not yet sent */
+
+    /* in flight, in submission order */
+    struct tiny_unit ring[TINY_REQ_INFLIGHT];
+    unsigned head, count, inflight;
+};
+
+size_t tiny_max_output(int op, size_t n)
+{
+    size_t full = n / BLOCK, rest = n % BLOCK;
+
+    switch (op) {
+    case TINY_OP_COMPRESS:
+        return 10 + full * tiny_snappy_bound(BLOCK) + (rest ? tiny_snappy_bound(rest) : 0);
+    case TINY_OP_FRAME_COMPRESS:
+        return TINY_STREAM_ID_LEN + full * (TINY_CHUNK_OVERHEAD + BLOCK) +
+               (rest ? TINY_CHUNK_OVERHEAD + rest : 0);
+    case TINY_OP_CHUNK_COMPRESS:
+        return TINY_CHUNK_OVERHEAD + n;
+    default:
+        return 0;
+    }
+}
+
+/* ---- slots and tags ---------------------------------------------------- */
+
+/* Takes a slot (and a tag, for a request without callback that has none in
+ * flight). Blocks only if @block; -EAGAIN otherwise when none is free. */
+static int acquire(tiny_req *req, int block, unsigned *slot)
+{
+    tiny_conn *c = req->conn;
+    int r = 0;
+
+    pthread_mutex_lock(&c->lock);
+    for (;;) {
+        if (atomic_load(&c->dead) || c->closing) {
+            r = -ECONNRESET;
+            break;
+        }
+        if (c->n_free > 0 && c->n_free_tags > 0 && (req->inflight == 0 || c->slot_waiters == 0)) {
+            *slot = c->free_slots[--c->n_free];
+            if (req->inflight == 0 && !req->progress)
+                req->tag = c->free_tags[--c->n_free_tags];
+            break;
+        }
+        if (!block) {
+            r = -EAGAIN;
+            break;
+        }
+        c->slot_waiters++;
+        pthread_cond_wait(&c->cv, &c->lock);
+        c->slot_waiters--;
+    }
+    pthread_mutex_unlock(&c->lock);
+    if (r == 0)
+        req->inflight++;
+    return r;
+}
+
+static void release(tiny_req *req, unsigned slot)
+{
+    tiny_conn *c = req->conn;
+
+    pthread_mutex_lock(&c->lock);
+    c->free_slots[c->n_free++] = slot;
+    req->inflight--;
+    if (req->inflight == 0 && !req->progress) {
+        c->free_tags[c->n_free_tags++] = req->tag;
+        req->tag = 0;
+    }
+    if (c->slot_waiters)
+        pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->lock);
+}
+
+/* ---- cutting ----------------------------------------------------------- */
+
+static int cut_compress(tiny_req *req, struct tiny_unit *u)
+{
+    size_t rem = req->in_len - req->cut_pos;
+    size_t len = rem < req->target ? rem : req->target;
+
+    if (rem == 0 && req->first_done)
+        return 0;
+    tiny_src_add(&u->src, TINY_SRC_IN, req->cut_pos, len);
+    req->cut_pos += len;
+    u->staged = tiny_max_output(req->op, len) > req->conn->slot_size;
+    if (!req->first_done && req->op == TINY_OP_COMPRESS)
+        u->arg = req->in_len;
+    return 1;
+}
+
+/* Output bound of a framed chunk at @p, as tiny_frame_scan() counts it. */
+static size_t chunk_bound(const unsigned char *p, size_t clen)
+{
+    if (p[0] == TINY_CHUNK_COMPRESSED)
+        return TINY_CHUNK_MAX;
+    if (p[0] == TINY_CHUNK_UNCOMPRESSED)
+        return clen - TINY_CHUNK_HDR - TINY_CHUNK_CRC;
+    return 0;
+}
+
+/* Whole chunks per unit; the stream was checked by tiny_frame_scan(). */
+static int cut_frame(tiny_req *req, struct tiny_unit *u)
+{
+    const unsigned char *in = req->in;
+    size_t ss = req->conn->slot_size;
+    size_t start = req->cut_pos, p = start, bound = 0;
+
+    while (p < req->in_len) {
+        size_t clen = TINY_CHUNK_HDR + tiny_get_le24(in + p + 1);
+        size_t cb = chunk_bound(in + p, clen);
+
+        if (p == start && clen + cb > ss) {
+            if (in[p] > TINY_CHUNK_UNCOMPRESSED) {
+                /* A skippable chunk too large for a slot: skip it here, as
+                 * tinyd would, unless the stream must start with its id. */
+                if (!req->first_done && !(req->flags & TINY_F_CONTINUE))
+                    return -EBADMSG;
+                start = p = p + clen;
+                continue;
+            }
+            u->staged = 1;
+            p += clen;
+            break;
+        }
+        if (p > start && ((p - start) + clen + bound + cb > ss || bound + cb > req->target))
+            break;
+        p += clen;
+        bound += cb;
+    }
+    req->cut_pos = p;
+    if (p == start)
+        return 0;
+    tiny_src_add(&u->src, TINY_SRC_IN, start, p - start);
+    return 1;
+}
+
+static int cut_raw(tiny_req *req, struct tiny_unit *u)
+{
+    size_t ss = req->conn->slot_size;
+    struct tiny_rawunit ru;
+    int r;
+
+    if (!req->split) {
+        if (req->first_done)
+            return 0;
+        tiny_src_add(&u->src, TINY_SRC_IN, 0, req->in_len);
+        u->expect = req->raw_total;
+        u->staged = !(req->in_len <= ss && req->raw_total <= ss);
+        return 1;
+    }
+    r = tiny_rawsplit_next(&req->rs, &ru);
+    if (r <= 0)
+        return r;
+    u->src = ru.src;
+    u->arg = ru.hist;
+    u->need_hist = ru.hist > 0;
+    u->out_start = ru.out_start;
+    u->expect = ru.out_len;
+    u->staged = !(ru.src.len <= ss && ru.out_len <= ss);
+    return 1;
+}
+
+static int cut_single(tiny_req *req, struct tiny_unit *u)
+{
+    size_t ss = req->conn->slot_size;
+
+    if (req->first_done)
+        return 0;
+    tiny_src_add(&u->src, TINY_SRC_IN, 0, req->in_len);
+    if (req->op == TINY_OP_CHUNK_COMPRESS) {
+        u->staged = tiny_max_output(req->op, req->in_len) > ss;
+    } else {
+        if (req->in_len < TINY_CHUNK_HDR + TINY_CHUNK_CRC)
+            return -EBADMSG;
+        u->staged = req->in_len + chunk_bound(req->in, req->in_len) > ss;
+        if (u->staged && req->in_len > TINY_STAGE_MAX)
+            return -EBADMSG;
+    }
+    return 1;
+}
+
+static void prepare_next(tiny_req *req)
+{
+    struct tiny_unit *u = &req->nu;
+    int r;
+
+    if (req->have_next || req->no_more || req->err)
+        return;
+    memset(u, 0, sizeof *u);
+    u->expect = UINT64_MAX;
+    switch (req->op) {
+    case TINY_OP_COMPRESS:
+    case TINY_OP_FRAME_COMPRESS:
+        r = cut_compress(req, u);
+        break;
+    case TINY_OP_FRAME_DECOMPRESS:
+        r = cut_frame(req, u);
+        break;
+    case TINY_OP_DECOMPRESS:
+        r = cut_raw(req, u);
+        break;
+    default:
+        r = cut_single(req, u);
+        break;
+    }
+    if (r < 0) {
+        req->err = r;
+    } else if (r == 0) {
+        req->no_more = 1;
+    } else {
+        u->flags = req->flags | (req->first_done ? 0 : TINY_UF_FIRST);
+        req->first_done = 1;
+        req->have_next = 1;
+    }
+}
+
+/* Per-op checks and unit sizes, at submission. Errors in the data make the
+ * request fail (returned 0 with req->err set); bad arguments are returned. */
+static int plan(tiny_req *req)
+{
+    size_t ss = req->conn->slot_size;
+
+    switch (req->op) {
+    case TINY_OP_COMPRESS:
+    case TINY_OP_FRAME_COMPRESS: {
+        size_t blocks = (req->in_len + BLOCK - 1) / BLOCK, k = (blocks + 1) / 2, fit = 0;
+
+        if (req->op == TINY_OP_COMPRESS && req->in_len > UINT32_MAX)
+            return -EINVAL;
+        /* Half the request per unit so a blocking caller keeps two workers
+         * busy, at most TINY_UNIT_TARGET, at least one block. */
+        while (fit < 16 && tiny_max_output(req->op, (fit + 1) * BLOCK) <= ss)
+            fit++;
+        if (k > TINY_UNIT_TARGET / BLOCK)
+            k = TINY_UNIT_TARGET / BLOCK;
+        if (k < 1)
+            k = 1;
+        if (fit == 0)
+            k = 1; /* staged, one block per unit */
+        else if (k > fit)
+            k = fit;
+        req->target = k * BLOCK;
+        return 0;
+    }
+    case TINY_OP_FRAME_DECOMPRESS: {
+        size_t whole, out_max, t;
+        ssize_t n;
+
+        if (req->in_len == 0) {
+            /* An empty stream continues nothing; a new one lacks its id. */
+            if (!(req->flags & TINY_F_CONTINUE))
+                req->err = -EBADMSG;
+            req->no_more = 1;
+            return 0;
+        }
+        n = tiny_frame_scan(req->in, req->in_len, &whole, &out_max);
+        if (n < 0 || whole != req->in_len) {
+            req->err = -EBADMSG;
+            return 0;
+        }
+        t = (out_max / 2 + BLOCK - 1) / BLOCK * BLOCK;
+        req->target = t < BLOCK ? BLOCK : t > TINY_UNIT_TARGET ? TINY_UNIT_TARGET : t;
+        return 0;
+    }
+    case TINY_OP_DECOMPRESS: {
+        size_t total, ob, ib;
+        int r;
+
+        if (tiny_raw_length(req->in, req->in_len, &total) < 0) {
+            req->err = -EBADMSG;
+            return 0;
+        }
+        if (total > req->out_cap) {
+            req->err = -ENOSPC;
+            return 0;
+        }
+        req->raw_total = total;
+        if (total <= TINY_RAW_UNIT_MAX &&
+            ((req->in_len <= ss && total <= ss) || req->in_len <= TINY_STAGE_MAX))
+            return 0;
+        /* Slots of 192 KiB or more take in-slot units of at most a slot;
+         * smaller ones get staged units. Either way the unit's stream
+         * leaves room for TINY_RAW_WINDOW bytes of history. */
+        if (ss >= (192u << 10)) {
+            ob = ss < TINY_UNIT_TARGET ? ss : TINY_UNIT_TARGET;
+            ib = ss - TINY_RAW_WINDOW - 32;
+        } else {
+            ob = TINY_UNIT_TARGET;
+            ib = TINY_STAGE_MAX - TINY_RAW_WINDOW - 32;
+        }
+        r = tiny_rawsplit_init(&req->rs, req->in, req->in_len, ob, ib);
+        if (r < 0) {
+            req->err = r;
+            return 0;
+        }
+        req->split = 1;
+        return 0;
+    }
+    case TINY_OP_CHUNK_COMPRESS:
+        return req->in_len > TINY_CHUNK_MAX ? -EINVAL : 0;
+    case TINY_OP_CHUNK_DECOMPRESS:
+        return 0;
+    default:
+        return -EINVAL;
+    }
+}
+
+/* ---- units in flight --------------------------------------------------- */
+
+static unsigned char *slot_ptr(tiny_conn *c, unsigned slot)
+{
+    return c->base + (size_t)slot * c->slot_size;
+}
+
+static struct tiny_unit *ring_at(tiny_req *req, unsigned i)
+{
+    return &req->ring[(req->head + i) % TINY_REQ_INFLIGHT];
+}
+
+static void ring_pop_free(tiny_req *req)
+{
+    while (req->count && req->ring[req->head].state == U_FREE) {
+        req->head = (req->head + 1) % TINY_REQ_INFLIGHT;
+        req->count--;
+    }
+}
+
+static void msg_for(struct tiny_msg *m, enum tiny_msg_type type, tiny_req *req,
+                    const struct tiny_unit *u)
+{
+    tiny_msg_init(m, TINY_MTYPE_DAEMON, type);
+    m->u.submit.tag = req->tag;
+    m->u.submit.seq = u->seq;
+    m->u.submit.slot = u->slot;
+}
+
+/* Submits req->nu on @slot. */
+static int send_unit(tiny_req *req, unsigned slot)
+{
+    tiny_conn *c = req->conn;
+    struct tiny_unit *u = ring_at(req, req->count);
+    unsigned char *s = slot_ptr(c, slot);
+    size_t len = req->nu.src.len, ss = c->slot_size;
+    struct tiny_msg m;
+    int r;
+
+    *u = req->nu;
+    req->have_next = 0;
+    req->count++;
+    u->slot = slot;
+    u->seq = atomic_fetch_add(&c->seq, 1);
+    u->state = U_RUN;
+    msg_for(&m, TINY_MSG_SUBMIT, req, u);
+    m.u.submit.op = (uint32_t)req->op;
+    m.u.submit.flags = u->flags | (u->staged ? TINY_UF_STAGED : 0);
+    m.u.submit.in_len = len;
+    m.u.submit.arg = u->arg;
+    if (u->staged) {
+        u->in_sent = len < ss ? len : ss;
+        tiny_src_copy(&u->src, req->in, req->out, 0, s, u->in_sent);
+    } else {
+        /* At the end of the slot: the output grows from its start. */
+        m.u.submit.in_off = ss - len;
+        tiny_src_copy(&u->src, req->in, req->out, 0, s + ss - len, len);
+        u->in_sent = len;
+    }
+    if (req->progress)
+        c->slot_req[slot] = req;
+    r = tiny_conn_send(c, &m);
+    if (r < 0) {
+        u->state = U_FREE;
+        release(req, slot);
+        ring_pop_free(req);
+    }
+    return r;
+}
+
+/* Submits units while the request may: not failed, ring not full, a slot. */
+static void fill(tiny_req *req, int block)
+{
+    while (!req->err) {
+        unsigned slot;
+        int r;
+
+        prepare_next(req);
+        if (!req->have_next || req->count >= req->conn->cap)
+            return;
+        if (req->nu.need_hist && req->out_pos != req->nu.out_start)
+            return;
+        r = acquire(req, block && req->inflight == 0, &slot);
+        if (r == -EAGAIN)
+            return;
+        if (r == 0)
+            r = send_unit(req, slot);
+        if (r < 0)
+            req->err = r;
+    }
+}
+
+static void unit_fail(struct tiny_unit *u, int status)
+{
+    u->status = status;
+    u->state = U_READY;
+}
+
+static void handle_msg(tiny_req *req, const struct tiny_msg *m)
+{
+    const struct tiny_msg_done *d = &m->u.done;
+    tiny_conn *c = req->conn;
+    size_t ss = c->slot_size;
+    struct tiny_unit *u = NULL;
+
+    if (m->hdr.type != TINY_MSG_MORE && m->hdr.type != TINY_MSG_DONE)
+        return;
+    for (unsigned i = 0; i < req->count; i++) {
+        struct tiny_unit *v = ring_at(req, i);
+
+        if (v->state != U_FREE && v->state != U_READY && v->slot == d->slot && v->seq == d->seq) {
+            u = v;
+            break;
+        }
+    }
+    if (!u)
+        return; /* stray: not a unit of ours in flight */
+    if (d->status < 0) {
+        unit_fail(u, d->status);
+        return;
+    }
+    if (m->hdr.type == TINY_MSG_MORE) {
+        struct tiny_msg p;
+        size_t n;
+
+        if (!u->staged || u->state != U_RUN || d->piece_off != u->in_sent ||
+            u->in_sent >= u->src.len) {
+            unit_fail(u, -EPROTO);
+            return;
+        }
+        n = u->src.len - u->in_sent < ss ? u->src.len - u->in_sent : ss;
+        tiny_src_copy(&u->src, req->in, req->out, u->in_sent, slot_ptr(c, u->slot), n);
+        u->in_sent += n;
+        msg_for(&p, TINY_MSG_PIECE, req, u);
+        p.u.submit.in_len = n;
+        if (tiny_conn_send(c, &p) < 0)
+            req->err = -ECONNRESET;
+        return;
+    }
+    if (!u->staged) {
+        if (d->out_len > ss) {
+            unit_fail(u, -EPROTO);
+            return;
+        }
+        u->out_len = d->out_len;
+        u->piece_off = 0;
+        u->piece_len = d->out_len;
+    } else {
+        if (d->out_len > TINY_STAGE_MAX || d->piece_off != u->copied || d->piece_len > ss ||
+            d->piece_off + d->piece_len > d->out_len ||
+            (d->piece_len == 0 && d->piece_off < d->out_len) ||
+            (u->state == U_FETCH && d->out_len != u->out_len)) {
+            unit_fail(u, -EPROTO);
+            return;
+        }
+        u->out_len = d->out_len;
+        u->piece_off = d->piece_off;
+        u->piece_len = d->piece_len;
+    }
+    if (u->expect != UINT64_MAX && u->out_len != u->expect) {
+        /* Only the last piece's output length matters to a staged unit. */
+        unit_fail(u, -EPROTO);
+        return;
+    }
+    u->state = U_READY;
+}
+
+static void fetch(tiny_req *req, struct tiny_unit *u)
+{
+    struct tiny_msg m;
+
+    u->copied = u->piece_off + u->piece_len;
+    u->state = U_FETCH;
+    msg_for(&m, TINY_MSG_FETCH, req, u);
+    if (tiny_conn_send(req->conn, &m) < 0 && !req->err)
+        req->err = -ECONNRESET;
+}
+
+/* Copies out completed units in order; after an error, only settles them. */
+static void deliver(tiny_req *req)
+{
+    tiny_conn *c = req->conn;
+
+    while (!req->err && req->count) {
+        struct tiny_unit *u = ring_at(req, 0);
+
+        if (u->state != U_READY)
+            return;
+        if (u->status < 0) {
+            req->err = u->status;
+            break;
+        }
+        if (u->piece_off == 0 && u->out_len > req->out_cap - req->out_pos) {
+            req->err = -ENOSPC;
+            break;
+        }
+        if (u->piece_len)
+            memcpy(req->out + req->out_pos + u->piece_off, slot_ptr(c, u->slot), u->piece_len);
+        if (u->piece_off + u->piece_len < u->out_len) {
+            fetch(req, u);
+            return;
+        }
+        req->out_pos += u->out_len;
+        u->state = U_FREE;
+        release(req, u->slot);
+        ring_pop_free(req);
+    }
+    if (!req->err)
+        return;
+    for (unsigned i = 0; i < req->count; i++) {
+        struct tiny_unit *u = ring_at(req, i);
+
+        if (u->state != U_READY)
+            continue;
+        if (u->status == 0 && u->staged && u->piece_off + u->piece_len < u->out_len) {
+            fetch(req, u);
+        } else {
+            u->state = U_FREE;
+            release(req, u->slot);
+        }
+    }
+    ring_pop_free(req);
+}
+
+/* 1 once the request is complete (result set). */
+static int settle(tiny_req *req)
+{
+    if (req->finished)
+        return 1;
+    if (req->inflight == 0 && (req->err || (req->no_more && !req->have_next))) {
+        req->result = req->err ? req->err : (ssize_t)req->out_pos;
+    } else if (atomic_load(&req->conn->dead)) {
+        req->result = -ECONNRESET;
+    } else {
+        return 0;
+    }
+    req->finished = 1;
+    return 1;
+}
+
+/* Drives a request without callback; 1 when complete. */
+static int drive(tiny_req *req, int block)
+{
+    struct tiny_msg m;
+
+    for (;;) {
+        int r;
+
+        /* Deliver first: it frees slots, so fill() may block for one only
+         * when the request truly holds none. */
+        deliver(req);
+        fill(req, block);
+        if (settle(req))
+            return 1;
+        if (req->inflight == 0)
+            return 0; /* not blocking, no slot yet */
+        r = tiny_conn_recv(req->conn, TINY_MTYPE_REPLY + (long)req->tag, !block, &m);
+        if (r == -ENOMSG)
+            return 0;
+        if (r == -EPROTO) {
+            if (!req->err)
+                req->err = r;
+            continue;
+        }
+        if (r < 0) {
+            if (!req->err)
+                req->err = r;
+            req->result = r == -ECONNRESET || atomic_load(&req->conn->dead) ? -ECONNRESET : r;
+            req->finished = 1;
+            return 1;
+        }
+        handle_msg(req, &m);
+    }
+}
+
+/* ---- the progress thread ----------------------------------------------- */
+
+static void progress_complete(tiny_req *req)
+{
+    tiny_conn *c = req->conn;
+
+    if (req->cb) {
+        req->cb(req, req->result, req->cb_arg);
+        free(req);
+        return;
+    }
+    pthread_mutex_lock(&c->lock);
+    req->done = 1;
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->lock);
+}
+
+void *tiny_progress_main(void *arg)
+{
+    tiny_conn *c = arg;
+    tiny_req *active = NULL;
+    struct tiny_msg m;
+
+    for (;;) {
+        tiny_req **pp;
+        unsigned inflight = 0;
+        int r;
+
+        pthread_mutex_lock(&c->lock);
+        if (c->cb_new) {
+            /* Appended, so the oldest request takes free slots first. */
+            for (pp = &active; *pp; pp = &(*pp)->pnext)
+                ;
+            *pp = c->cb_new;
+            c->cb_new = NULL;
+        }
+        pthread_mutex_unlock(&c->lock);
+
+        for (pp = &active; *pp;) {
+            tiny_req *req = *pp;
+
+            deliver(req);
+            fill(req, 0);
+            if (settle(req)) {
+                *pp = req->pnext;
+                progress_complete(req);
+                continue;
+            }
+            inflight += req->inflight;
+            pp = &req->pnext;
+        }
+
+        if (inflight) {
+            r = tiny_conn_recv(c, TINY_MTYPE_REPLY, 0, &m);
+            if (r == 0 && m.u.done.slot < c->n_slots && c->slot_req[m.u.done.slot]) {
+                tiny_req *req = c->slot_req[m.u.done.slot];
+
+                for (tiny_req *a = active; a; a = a->pnext)
+                    if (a == req)
+                        handle_msg(req, &m);
+            }
+            continue;
+        }
+
+        pthread_mutex_lock(&c->lock);
+        if (!c->cb_new) {
+            if (!active) {
+                if (c->closing) {
+                    pthread_mutex_unlock(&c->lock);
+                    break;
+                }
+                pthread_cond_wait(&c->cv, &c->lock);
+            } else if (!atomic_load(&c->dead) && !c->closing && c->n_free == 0) {
+                /* Every active request waits for a slot. */
+                c->slot_waiters++;
+                pthread_cond_wait(&c->cv, &c->lock);
+                c->slot_waiters--;
+            }
+        }
+        pthread_mutex_unlock(&c->lock);
+    }
+    return NULL;
+}
+
+/* ---- public API -------------------------------------------------------- */
+
+static int check_flags(int op, unsigned flags)
+{
+    unsigned ok = op == TINY_OP_FRAME_COMPRESS     ? TINY_F_NO_STREAM_ID
+                  : op == TINY_OP_FRAME_DECOMPRESS ? TINY_F_CONTINUE
+                                                   : 0;
+
+    return flags & ~ok ? -EINVAL : 0;
+}
+
+/* @direct: the calling thread waits for the request at once and drives it. */
+static int submit(tiny_conn *conn, int op, unsigned flags, const void *in, size_t in_len, void *out,
+                  size_t out_cap, tiny_callback cb, void *arg, int direct, tiny_req **reqp)
+{
+    tiny_req *req;
+    int r;
+
+    if (reqp)
+        *reqp = NULL;
+    if (!conn || op < TINY_OP_COMPRESS || op > TINY_OP_CHUNK_DECOMPRESS ||
+        check_flags(op, flags) < 0 || (!in && in_len) || (!out && out_cap) || (!cb && !reqp))
+        return -EINVAL;
+    if (atomic_load(&conn->dead))
+        return -ECONNRESET;
+    req = calloc(1, sizeof *req);
+    if (!req)
+        return -ENOMEM;
+    req->conn = conn;
+    req->op = op;
+    req->flags = flags;
+    req->in = in;
+    req->in_len = in_len;
+    req->out = out;
+    req->out_cap = out_cap;
+    req->cb = cb;
+    req->cb_arg = arg;
+    req->progress = !direct;
+    r = plan(req);
+    if (r < 0) {
+        free(req);
+        return r;
+    }
+
+    pthread_mutex_lock(&conn->lock);
+    if (conn->closing || atomic_load(&conn->dead)) {
+        r = -ECONNRESET;
+        goto unlock;
+    }
+    if (req->progress && !conn->progress_started) {
+        r = tiny_thread_start(&conn->progress, tiny_progress_main, conn);
+        if (r < 0)
+            goto unlock;
+        conn->progress_started = 1;
+    }
+    if (!cb) {
+        /* Until released by tiny_wait(); tiny_disconnect() frees the rest. */
+        req->next = conn->reqs;
+        if (conn->reqs)
+            conn->reqs->prev = req;
+        conn->reqs = req;
+    }
+    if (req->progress) {
+        tiny_req **tail = &conn->cb_new;
+
+        /* Set before the hand-over: the callback may run at once. In
+         * submission order, so earlier requests get slots first. */
+        if (reqp)
+            *reqp = req;
+        while (*tail)
+            tail = &(*tail)->pnext;
+        *tail = req;
+        pthread_cond_broadcast(&conn->cv);
+        pthread_mutex_unlock(&conn->lock);
+        return 0;
+    }
+    pthread_mutex_unlock(&conn->lock);
+
+    fill(req, 0);
+    *reqp = req;
+    return 0;
+
+unlock:
+    pthread_mutex_unlock(&conn->lock);
+    free(req);
+    return r;
+}
+
+static void req_release(tiny_req *req)
+{
+    tiny_conn *c = req->conn;
+
+    pthread_mutex_lock(&c->lock);
+    if (req->prev)
+        req->prev->next = req->next;
+    else
+        c->reqs = req->next;
+    if (req->next)
+        req->next->prev = req->prev;
+    pthread_mutex_unlock(&c->lock);
+    free(req);
+}
+
+int tiny_submit(tiny_conn *conn, int op, unsigned flags, const void *in, size_t in_len, void *out,
+                size_t out_cap, tiny_callback cb, void *arg, tiny_req **reqp)
+{
+    return submit(conn, op, flags, in, in_len, out, out_cap, cb, arg, 0, reqp);
+}
+
+ssize_t tiny_wait(tiny_req *req)
+{
+    tiny_conn *c;
+    ssize_t r;
+
+    if (!req || req->cb)
+        return -EINVAL;
+    c = req->conn;
+    if (req->progress) {
+        pthread_mutex_lock(&c->lock);
+        while (!req->done)
+            pthread_cond_wait(&c->cv, &c->lock);
+        pthread_mutex_unlock(&c->lock);
+    } else {
+        while (!drive(req, 1))
+            ;
+    }
+    r = req->result;
+    req_release(req);
+    return r;
+}
+
+int tiny_poll(tiny_req *req)
+{
+    int done;
+
+    if (!req || req->cb)
+        return -EINVAL;
+    if (!req->progress)
+        return drive(req, 0);
+    pthread_mutex_lock(&req->conn->lock);
+    done = req->done;
+    pthread_mutex_unlock(&req->conn->lock);
+    return done;
+}
+
+ssize_t tiny_run(tiny_conn *conn, int op, unsigned flags, const void *in, size_t in_len, void *out,
+                 size_t out_cap)
+{
+    tiny_req *req;
+    int r = submit(conn, op, flags, in, in_len, out, out_cap, NULL, NULL, 1, &req);
+
+    if (r < 0)
+        return r;
+    return tiny_wait(req);
+}
+
+ssize_t tiny_compress(tiny_conn *conn, const void *in, size_t in_len, void *out, size_t out_cap)
+{
+    return tiny_run(conn, TINY_OP_COMPRESS, 0, in, in_len, out, out_cap);
+}
+
+ssize_t tiny_decompress(tiny_conn *conn, const void *in, size_t in_len, void *out, size_t out_cap)
+{
+    return tiny_run(conn, TINY_OP_DECOMPRESS, 0, in, in_len, out, out_cap);
+}
+
+ssize_t tiny_frame_compress(tiny_conn *conn, const void *in, size_t in_len, void *out,
+                            size_t out_cap)
+{
+    return tiny_run(conn, TINY_OP_FRAME_COMPRESS, 0, in, in_len, out, out_cap);
+}
+
+ssize_t tiny_frame_decompress(tiny_conn *conn, const void *in, size_t in_len, void *out,
+                              size_t out_cap)
+{
+    return tiny_run(conn, TINY_OP_FRAME_DECOMPRESS, 0, in, in_len, out, out_cap);
+}
+
+int tiny_stats(tiny_conn *conn, struct tiny_stats *st)
+{
+    tiny_req req = {.conn = conn};
+    struct tiny_unit u = {0};
+    struct tiny_msg m;
+    unsigned slot;
+    int r;
+
+    if (!conn || !st)
+        return -EINVAL;
+    r = acquire(&req, 1, &slot);
+    if (r < 0)
+        return r;
+    u.slot = slot;
+    u.seq = atomic_fetch_add(&conn->seq, 1);
+    msg_for(&m, TINY_MSG_STATS, &req, &u);
+    r = tiny_conn_send(conn, &m);
+    while (r == 0) {
+        r = tiny_conn_recv(conn, TINY_MTYPE_REPLY + (long)req.tag, 0, &m);
+        if (r == -EPROTO)
+            break;
+        if (r < 0)
+            return r; /* the connection is gone: nothing to give back */
+        if (m.hdr.type != TINY_MSG_DONE || m.u.done.slot != slot || m.u.done.seq != u.seq)
+            continue;
+        if (m.u.done.status < 0) {
+            r = m.u.done.status;
+        } else if (m.u.done.out_len > conn->slot_size) {
+            r = -EPROTO;
+        } else {
+            size_t n = m.u.done.out_len < sizeof *st ? m.u.done.out_len : sizeof *st;
+
+            memset(st, 0, sizeof *st);
+            memcpy(st, slot_ptr(conn, slot), n);
+        }
+        break;
+    }
+    if (r == -ECONNRESET)
+        return r;
+    release(&req, slot);
+    return r;
+}
+
+void tiny_reqs_free(tiny_conn *conn)
+{
+    while (conn->reqs) {
+        tiny_req *req = conn->reqs;
+
+        conn->reqs = req->next;
+        free(req);
+    }
+}
