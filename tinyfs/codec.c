@@ -1,0 +1,290 @@
+/*
+ * codec.c - tinyfs's connection to tinyd. All compression happens in tinyd:
+ * this file only submits CHUNK_COMPRESS / CHUNK_DECOMPRESS requests.
+ *
+ * One connection is shared by every FUSE thread (libtiny is thread-safe).
+ * When tinyd goes away (-ECONNRESET), the first thread to notice connects
+ * again, starting tinyd if needed, and the failed request is run again; the
+ * dead connection is kept until unmount because other threads may still
+ * hold requests of it.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "format.h"
+#include "tinyfs.h"
+
+#define DEAD_MAX 16
+
+static pthread_mutex_t conn_lock = PTHREAD_MUTEX_INITIALIZER;
+static tiny_conn *conn;
+static tiny_conn *dead[DEAD_MAX];
+static unsigned n_dead;
+static char tinyd_path[PATH_MAX];
+
+static pthread_once_t zero_once = PTHREAD_ONCE_INIT;
+static unsigned char zero_data[TFS_CHUNK];
+static unsigned char zero_rec[TFS_OUT_CAP];
+static ssize_t zero_rec_len = -EAGAIN;
+
+static int executable(const char *p)
+{
+    return access(p, X_OK) == 0;
+}
+
+/* tinyd next to our binary (build tree), in ../sbin (installed), or in PATH. */
+static int find_tinyd(const char *argv0)
+{
+    char self[PATH_MAX - 32];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    const char *path = getenv("PATH");
+
+    (void)argv0;
+    if (n > 0) {
+        char *slash;
+
+        self[n] = 0;
+        slash = strrchr(self, '/');
+        if (slash) {
+            *slash = 0;
+            snprintf(tinyd_path, sizeof(tinyd_path), "%s/tinyd", self);
+            if (executable(tinyd_path))
+                return 0;
+            snprintf(tinyd_path, sizeof(tinyd_path), "%s/../sbin/tinyd", self);
+            if (executable(tinyd_path))
+                return 0;
+        }
+    }
+    while (path && *path) {
+        const char *end = strchrnul(path, ':');
+
+        snprintf(tinyd_path, sizeof(tinyd_path), "%.*s/tinyd", (int)(end - path), path);
+        if (end > path && executable(tinyd_path))
+            return 0;
+        path = *end ? end + 1 : end;
+    }
+    tinyd_path[0] = 0;
+    return -ENOENT;
+}
+
+/* Runs `tinyd -d DIR`, which returns once the daemon accepts clients. */
+static int start_tinyd(void)
+{
+    char dir[PATH_MAX];
+    int status, n = tiny_default_dir(dir, sizeof(dir));
+    pid_t pid;
+
+    if (n < 0)
+        return n;
+    if (!tinyd_path[0])
+        return -ENOENT;
+    pid = fork();
+    if (pid < 0)
+        return -errno;
+    if (pid == 0) {
+        execl(tinyd_path, "tinyd", "-d", dir, (char *)NULL);
+        _exit(127);
+    }
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR)
+            return -errno;
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        /* another tinyfs may have started one meanwhile */
+        return -ECHILD;
+    }
+    return 0;
+}
+
+static int connect_now(tiny_conn **c)
+{
+    struct tiny_options opt = {.n_slots = 32, .slot_size = 256u << 10};
+    int rc = tiny_connect(c, &opt);
+
+    if (rc == -EINVAL || rc == -ENOMEM)
+        rc = tiny_connect(c, NULL);
+    return rc;
+}
+
+int tfs_codec_ensure_daemon(const char *argv0)
+{
+    tiny_conn *c = NULL;
+    char dir[PATH_MAX];
+    int rc;
+
+    find_tinyd(argv0);
+    if (tiny_default_dir(dir, sizeof(dir)) < 0)
+        snprintf(dir, sizeof(dir), "?");
+    rc = connect_now(&c);
+    if (rc == -ECONNREFUSED || rc == -ENOENT) {
+        if (!tinyd_path[0]) {
+            fprintf(stderr, "tinyfs: cannot start tinyd: not found next to tinyfs or in PATH\n");
+            return -ENOENT;
+        }
+        rc = start_tinyd();
+        if (rc < 0 && rc != -ECHILD) {
+            fprintf(stderr, "tinyfs: cannot start %s: %s\n", tinyd_path, strerror(-rc));
+            return rc;
+        }
+        rc = connect_now(&c);
+    }
+    if (rc < 0) {
+        fprintf(stderr, "tinyfs: cannot connect to tinyd in %s: %s\n", dir, tiny_strerror(rc));
+        return rc;
+    }
+    tiny_disconnect(c);
+    return 0;
+}
+
+int tfs_codec_init(void)
+{
+    int rc;
+
+    pthread_mutex_lock(&conn_lock);
+    rc = connect_now(&conn);
+    if (rc == -ECONNREFUSED && start_tinyd() == 0)
+        rc = connect_now(&conn);
+    pthread_mutex_unlock(&conn_lock);
+    if (rc < 0)
+        tfs_log("cannot connect to tinyd: %s", tiny_strerror(rc));
+    return rc;
+}
+
+void tfs_codec_fini(void)
+{
+    pthread_mutex_lock(&conn_lock);
+    tiny_disconnect(conn);
+    conn = NULL;
+    for (unsigned i = 0; i < n_dead; i++)
+        tiny_disconnect(dead[i]);
+    n_dead = 0;
+    pthread_mutex_unlock(&conn_lock);
+}
+
+static tiny_conn *get_conn(void)
+{
+    tiny_conn *c;
+
+    pthread_mutex_lock(&conn_lock);
+    c = conn;
+    pthread_mutex_unlock(&conn_lock);
+    return c;
+}
+
+/* Replaces the connection @old after it failed with -ECONNRESET. */
+static int reconnect(tiny_conn *old)
+{
+    tiny_conn *c = NULL;
+    int rc = 0;
+
+    pthread_mutex_lock(&conn_lock);
+    if (conn == old || !conn) {
+        rc = connect_now(&c);
+        if (rc == -ECONNREFUSED && start_tinyd() == 0)
+            rc = connect_now(&c);
+        if (rc == 0) {
+            if (old && n_dead < DEAD_MAX)
+                dead[n_dead++] = old;
+            conn = c;
+            tfs_log("reconnected to tinyd");
+        } else {
+            tfs_log("cannot reconnect to tinyd: %s", tiny_strerror(rc));
+        }
+    }
+    pthread_mutex_unlock(&conn_lock);
+    return rc;
+}
+
+static ssize_t run(int op, const void *in, size_t len, void *out, size_t cap)
+{
+    for (int tries = 0;; tries++) {
+        tiny_conn *c = get_conn();
+        ssize_t r = c ? tiny_run(c, op, 0, in, len, out, cap) : -ECONNRESET;
+
+        if ((r != -ECONNRESET && r != -EIDRM) || tries >= 2)
+            return r;
+        if (reconnect(c) < 0)
+            return r;
+    }
+}
+
+ssize_t tfs_compress(const void *in, size_t len, void *out, size_t cap)
+{
+    return run(TINY_OP_CHUNK_COMPRESS, in, len, out, cap);
+}
+
+int tfs_compress_submit(const void *in, size_t len, void *out, size_t cap, tiny_req **req)
+{
+    tiny_conn *c = get_conn();
+    int rc = c ? tiny_submit(c, TINY_OP_CHUNK_COMPRESS, 0, in, len, out, cap, NULL, NULL, req)
+               : -ECONNRESET;
+
+    if (rc < 0)
+        *req = NULL; /* tfs_compress_wait() runs it synchronously */
+    return 0;
+}
+
+ssize_t tfs_compress_wait(tiny_req *req, const void *in, size_t len, void *out, size_t cap)
+{
+    ssize_t r = req ? tiny_wait(req) : -ECONNRESET;
+
+    if (r == -ECONNRESET || r == -EIDRM)
+        r = tfs_compress(in, len, out, cap);
+    return r;
+}
+
+ssize_t tfs_decompress(const void *rec, size_t rec_len, void *out, size_t cap)
+{
+    return run(TINY_OP_CHUNK_DECOMPRESS, rec, rec_len, out, cap);
+}
+
+int tfs_decompress_submit(const void *rec, size_t rec_len, void *out, size_t cap, tiny_req **req)
+{
+    tiny_conn *c = get_conn();
+    int rc =
+        c ? tiny_submit(c, TINY_OP_CHUNK_DECOMPRESS, 0, rec, rec_len, out, cap, NULL, NULL, req)
+          : -ECONNRESET;
+
+    if (rc < 0)
+        *req = NULL;
+    return 0;
+}
+
+ssize_t tfs_decompress_wait(tiny_req *req, const void *rec, size_t rec_len, void *out, size_t cap)
+{
+    ssize_t r = req ? tiny_wait(req) : -ECONNRESET;
+
+    if (r == -ECONNRESET || r == -EIDRM)
+        r = tfs_decompress(rec, rec_len, out, cap);
+    return r;
+}
+
+static void zero_init(void)
+{
+    zero_rec_len = tfs_compress(zero_data, TFS_CHUNK, zero_rec, sizeof(zero_rec));
+    if (zero_rec_len >= 0 && tfs_record_check(zero_rec, (size_t)zero_rec_len, TFS_CHUNK) < 0)
+        zero_rec_len = -EPROTO;
+}
+
+ssize_t tfs_zero_record(uint32_t len, const unsigned char **rec, unsigned char *scratch)
+{
+    ssize_t r;
+
+    if (len == TFS_CHUNK) {
+        pthread_once(&zero_once, zero_init);
+        if (zero_rec_len >= 0) {
+            *rec = zero_rec;
+            return zero_rec_len;
+        }
+    }
+    r = tfs_compress(zero_data, len, scratch, TFS_OUT_CAP);
+    if (r >= 0 && tfs_record_check(scratch, (size_t)r, len) < 0)
+        r = -EPROTO;
+    *rec = scratch;
+    return r;
+}

@@ -1,0 +1,921 @@
+/*
+ * file.c - the state of an open stored file, shared by every FUSE handle of
+ * the same stored inode (so hard links and several opens see one file).
+ *
+ * The logical file is cut into 64 KiB chunks, chunk i living in slot i of
+ * the stored file (format.c). A small cache of decompressed chunks serves
+ * reads and absorbs writes: a written chunk becomes DIRTY; once a write
+ * reaches the end of a full chunk (the sequential case) it is submitted to
+ * tinyd at once (BUSY) and several such chunks stay in flight, so
+ * compression of a stream uses every tinyd worker. A BUSY chunk is completed
+ * (waited for and written to its slot) when its cache entry is needed, when
+ * a writer touches it again, and at flush. A sequential reader gets the next
+ * READAHEAD chunks submitted for decompression at once (LOADING), so reads
+ * use every tinyd worker too. Memory is bounded by NENT entries per open
+ * file, whatever the file size.
+ *
+ * Store invariants: slots [0, valid_n) of the stored file hold valid data
+ * chunks (chunk valid_n - 1 of last_len bytes, the others full), or are
+ * DIRTY/BUSY in the cache; logical chunks at or beyond valid_n not in the
+ * cache are zeros. Writing slot j > valid_n first fills the gap with zero
+ * chunks. flush() writes every dirty chunk, fills up to the logical size and
+ * sets the stored length, after which the stored file is a valid stream of
+ * exactly the logical bytes.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "tinyfs.h"
+
+#define NENT 16
+
+enum { E_FREE, E_CLEAN, E_DIRTY, E_BUSY, E_LOADING };
+
+#define READAHEAD 8 /* chunks decompressed ahead of a sequential reader */
+
+struct entry {
+    uint64_t idx;
+    int state;
+    uint32_t len; /* logical bytes; buf beyond len is zero */
+    uint64_t lru;
+    uint64_t seq;       /* submission order of BUSY entries */
+    tiny_req *req;      /* BUSY: compressing; LOADING: decompressing (read-ahead) */
+    uint32_t rec_len;   /* LOADING: the record at buf + TFS_CHUNK */
+    unsigned char *buf; /* TFS_CHUNK bytes, then TFS_OUT_CAP bytes of output */
+};
+
+struct tfs_file {
+    pthread_mutex_t lock;
+    dev_t dev;
+    ino_t ino;
+    int fd;
+    int rdwr;
+    int refs; /* registry lock */
+    int plain;
+    uint64_t size;     /* logical size */
+    uint64_t valid_n;  /* slots valid in the store */
+    uint32_t last_len; /* stored length of chunk valid_n - 1 */
+    uint64_t stored_len;
+    int err; /* deferred write-back error, reported at flush */
+    uint64_t tick, seq;
+    uint64_t next_off;      /* where a sequential reader reads next */
+    unsigned char *scratch; /* one slot */
+    char *name;
+    struct entry ent[NENT];
+    struct tfs_file *next;
+};
+
+static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct tfs_file *reg;
+
+static int pwrite_all(int fd, const struct iovec *iov, int n, uint64_t off)
+{
+    struct iovec v[2];
+    size_t total = 0, done = 0;
+
+    for (int i = 0; i < n; i++) {
+        v[i] = iov[i];
+        total += iov[i].iov_len;
+    }
+    while (done < total) {
+        ssize_t w = pwritev(fd, v, n, (off_t)(off + done));
+
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        done += (size_t)w;
+        for (int i = 0; i < n && w > 0; i++) {
+            size_t k = (size_t)w < v[i].iov_len ? (size_t)w : v[i].iov_len;
+
+            v[i].iov_base = (char *)v[i].iov_base + k;
+            v[i].iov_len -= k;
+            w -= (ssize_t)k;
+        }
+    }
+    return 0;
+}
+
+static ssize_t pread_full(int fd, void *buf, size_t len, uint64_t off)
+{
+    size_t done = 0;
+
+    while (done < len) {
+        ssize_t r = pread(fd, (char *)buf + done, len - done, (off_t)(off + done));
+
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        if (r == 0)
+            break;
+        done += (size_t)r;
+    }
+    return (ssize_t)done;
+}
+
+/* Writes a record and its padding header to slot @idx, zero-filling any gap
+ * after the valid slots first. */
+static int write_slot(struct tfs_file *f, uint64_t idx, const unsigned char *rec, size_t rec_len,
+                      uint32_t clen);
+
+static int ensure_scratch(struct tfs_file *f)
+{
+    if (!f->scratch)
+        f->scratch = malloc(TFS_OUT_CAP);
+    return f->scratch ? 0 : -ENOMEM;
+}
+
+static int zero_fill(struct tfs_file *f, uint64_t upto)
+{
+    int rc = ensure_scratch(f);
+
+    while (rc == 0 && f->valid_n < upto) {
+        const unsigned char *rec;
+        ssize_t r = tfs_zero_record(TFS_CHUNK, &rec, f->scratch);
+
+        if (r < 0)
+            return (int)r;
+        rc = write_slot(f, f->valid_n, rec, (size_t)r, TFS_CHUNK);
+    }
+    return rc;
+}
+
+static int write_slot(struct tfs_file *f, uint64_t idx, const unsigned char *rec, size_t rec_len,
+                      uint32_t clen)
+{
+    unsigned char pad[4];
+    uint64_t off = tfs_slot_off(idx), end;
+    struct iovec iov[2];
+    int rc;
+
+    if (idx > f->valid_n) {
+        rc = zero_fill(f, idx);
+        if (rc < 0)
+            return rc;
+    }
+    tfs_pad_build(pad, rec_len, clen);
+    iov[0] = (struct iovec){(void *)rec, rec_len};
+    iov[1] = (struct iovec){pad, sizeof(pad)};
+    rc = pwrite_all(f->fd, iov, 2, off);
+    if (rc < 0)
+        return rc;
+    end = off + rec_len + sizeof(pad);
+    if (idx < f->valid_n) {
+        /* give back the blocks the previous, longer record used */
+        uint64_t slot_end = off + clen + TFS_SLOT_EXTRA;
+        uint64_t a = (end + 4095) & ~4095ull, b = slot_end & ~4095ull;
+
+        if (b > a && b <= f->stored_len)
+            fallocate(f->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)a, (off_t)(b - a));
+    }
+    if (idx >= f->valid_n) {
+        f->valid_n = idx + 1;
+        f->last_len = clen;
+    } else if (idx == f->valid_n - 1) {
+        f->last_len = clen;
+    }
+    if (end > f->stored_len)
+        f->stored_len = end;
+    return 0;
+}
+
+static int corrupt(struct tfs_file *f, uint64_t idx, const char *why)
+{
+    tfs_log("%s: corrupt chunk %llu (logical offset %llu, stored offset %llu): %s", f->name,
+            (unsigned long long)idx, (unsigned long long)(idx * TFS_CHUNK),
+            (unsigned long long)tfs_slot_off(idx), why);
+    return -EIO;
+}
+
+/* Reads chunk @idx (< valid_n) from its slot into @e. */
+static int load(struct tfs_file *f, struct entry *e, uint64_t idx)
+{
+    uint32_t clen = idx == f->valid_n - 1 ? f->last_len : TFS_CHUNK;
+    ssize_t n, d;
+    int raw, rec;
+
+    if (ensure_scratch(f) < 0)
+        return -ENOMEM;
+    n = pread_full(f->fd, f->scratch, clen + TFS_SLOT_EXTRA, tfs_slot_off(idx));
+    if (n < 0)
+        return (int)n;
+    if ((size_t)n < clen + TFS_SLOT_EXTRA)
+        return corrupt(f, idx, "stored file is truncated");
+    rec = tfs_slot_parse(f->scratch, (size_t)n, clen, e->buf, &raw);
+    if (rec < 0)
+        return corrupt(f, idx, raw ? "bad crc" : "bad chunk header or crc");
+    if (!raw) {
+        d = tfs_decompress(f->scratch, (size_t)rec, e->buf, TFS_CHUNK);
+        if (d == -EBADMSG)
+            return corrupt(f, idx, "bad crc or snappy data");
+        if (d < 0) {
+            tfs_log("%s: cannot decompress chunk %llu: %s", f->name, (unsigned long long)idx,
+                    tiny_strerror((int)d));
+            return -EIO;
+        }
+        if ((size_t)d != clen)
+            return corrupt(f, idx, "wrong chunk length");
+    }
+    memset(e->buf + clen, 0, TFS_CHUNK - clen);
+    e->len = clen;
+    return 0;
+}
+
+static struct entry *find(struct tfs_file *f, uint64_t idx)
+{
+    for (int i = 0; i < NENT; i++)
+        if (f->ent[i].state != E_FREE && f->ent[i].idx == idx)
+            return &f->ent[i];
+    return NULL;
+}
+
+static void submit(struct tfs_file *f, struct entry *e)
+{
+    tfs_compress_submit(e->buf, e->len, e->buf + TFS_CHUNK, TFS_OUT_CAP, &e->req);
+    e->seq = ++f->seq;
+    e->state = E_BUSY;
+}
+
+/* Waits for a BUSY entry and writes its record; it becomes CLEAN. */
+static int complete(struct tfs_file *f, struct entry *e)
+{
+    unsigned char *out = e->buf + TFS_CHUNK;
+    ssize_t r = tfs_compress_wait(e->req, e->buf, e->len, out, TFS_OUT_CAP);
+    int rc;
+
+    e->req = NULL;
+    e->state = E_CLEAN;
+    if (r >= 0 && tfs_record_check(out, (size_t)r, e->len) < 0)
+        r = -EPROTO;
+    if (r < 0) {
+        tfs_log("%s: cannot compress chunk %llu: %s", f->name, (unsigned long long)e->idx,
+                tiny_strerror((int)r));
+        rc = -EIO;
+    } else {
+        rc = write_slot(f, e->idx, out, (size_t)r, e->len);
+        if (rc < 0)
+            tfs_log("%s: cannot write chunk %llu: %s", f->name, (unsigned long long)e->idx,
+                    strerror(-rc));
+    }
+    if (rc < 0 && !f->err)
+        f->err = rc;
+    return rc;
+}
+
+static struct entry *oldest_busy(struct tfs_file *f)
+{
+    struct entry *best = NULL;
+
+    for (int i = 0; i < NENT; i++)
+        if (f->ent[i].state == E_BUSY && (!best || f->ent[i].seq < best->seq))
+            best = &f->ent[i];
+    return best;
+}
+
+static int complete_all(struct tfs_file *f)
+{
+    struct entry *e;
+    int rc = 0;
+
+    while ((e = oldest_busy(f))) {
+        int r = complete(f, e);
+
+        if (r < 0 && !rc)
+            rc = r;
+    }
+    return rc;
+}
+
+/* Waits for a read-ahead; the entry becomes CLEAN, or FREE when the chunk
+ * could not be decoded (the caller then loads it again synchronously, which
+ * logs the error). */
+static void finish_load(struct entry *e)
+{
+    uint32_t clen = e->len;
+    ssize_t d = tfs_decompress_wait(e->req, e->buf + TFS_CHUNK, e->rec_len, e->buf, TFS_CHUNK);
+
+    e->req = NULL;
+    if (d != (ssize_t)clen) {
+        e->state = E_FREE;
+        return;
+    }
+    memset(e->buf + clen, 0, TFS_CHUNK - clen);
+    e->state = E_CLEAN;
+}
+
+static void finish_loads(struct tfs_file *f)
+{
+    for (int i = 0; i < NENT; i++)
+        if (f->ent[i].state == E_LOADING)
+            finish_load(&f->ent[i]);
+}
+
+static int ensure_buf(struct entry *e)
+{
+    if (!e->buf)
+        e->buf = malloc(TFS_CHUNK + TFS_OUT_CAP);
+    return e->buf ? 0 : -ENOMEM;
+}
+
+/* Starts decompressing chunk @idx into a free or clean entry, if there is
+ * one; nothing is evicted that is not clean. */
+static void prefetch(struct tfs_file *f, uint64_t idx)
+{
+    uint32_t clen = idx == f->valid_n - 1 ? f->last_len : TFS_CHUNK;
+    struct entry *e = NULL;
+    int raw, rec;
+    ssize_t n;
+
+    if (idx >= f->valid_n || find(f, idx))
+        return;
+    for (int i = 0; i < NENT && (!e || e->state != E_FREE); i++)
+        if (f->ent[i].state == E_FREE ||
+            (f->ent[i].state == E_CLEAN && (!e || f->ent[i].lru < e->lru)))
+            e = &f->ent[i];
+    if (!e || ensure_buf(e) < 0)
+        return;
+    n = pread_full(f->fd, e->buf + TFS_CHUNK, clen + TFS_SLOT_EXTRA, tfs_slot_off(idx));
+    e->state = E_FREE;
+    if (n != (ssize_t)(clen + TFS_SLOT_EXTRA))
+        return;
+    rec = tfs_slot_parse(e->buf + TFS_CHUNK, (size_t)n, clen, e->buf, &raw);
+    if (rec < 0)
+        return; /* the synchronous load reports it */
+    e->idx = idx;
+    e->len = clen;
+    e->lru = ++f->tick;
+    if (raw) {
+        memset(e->buf + clen, 0, TFS_CHUNK - clen);
+        e->state = E_CLEAN;
+        return;
+    }
+    e->rec_len = (uint32_t)rec;
+    tfs_decompress_submit(e->buf + TFS_CHUNK, (size_t)rec, e->buf, TFS_CHUNK, &e->req);
+    e->state = E_LOADING;
+}
+
+/* A free entry for chunk @idx, evicting as needed; its buffer is zero. */
+static struct entry *alloc_entry(struct tfs_file *f, uint64_t idx)
+{
+    struct entry *e = NULL;
+
+    for (int i = 0; i < NENT && !e; i++)
+        if (f->ent[i].state == E_FREE)
+            e = &f->ent[i];
+    for (int i = 0; i < NENT && (!e || e->state != E_FREE); i++)
+        if (f->ent[i].state == E_CLEAN && (!e || f->ent[i].lru < e->lru))
+            e = &f->ent[i];
+    if (!e) {
+        finish_loads(f);
+        for (int i = 0; i < NENT && !e; i++)
+            if (f->ent[i].state == E_FREE || f->ent[i].state == E_CLEAN)
+                e = &f->ent[i];
+    }
+    if (!e) {
+        e = oldest_busy(f);
+        if (e) {
+            complete(f, e);
+        } else {
+            /* everything dirty: write the least recently used back */
+            e = &f->ent[0];
+            for (int i = 1; i < NENT; i++)
+                if (f->ent[i].lru < e->lru)
+                    e = &f->ent[i];
+            submit(f, e);
+            complete(f, e);
+        }
+    }
+    if (ensure_buf(e) < 0)
+        return NULL;
+    memset(e->buf, 0, TFS_CHUNK);
+    e->state = E_CLEAN;
+    e->idx = idx;
+    e->len = 0;
+    e->lru = ++f->tick;
+    return e;
+}
+
+/* The cache entry of chunk @idx with its current contents; waits for it if
+ * it is being compressed and @write. */
+static int get_chunk(struct tfs_file *f, uint64_t idx, int write, int need_data, struct entry **out)
+{
+    struct entry *e = find(f, idx);
+    int rc;
+
+    if (e && e->state == E_LOADING) {
+        finish_load(e);
+        if (e->state == E_FREE)
+            e = NULL;
+    }
+    if (e) {
+        if (write && e->state == E_BUSY)
+            complete(f, e);
+    } else {
+        e = alloc_entry(f, idx);
+        if (!e)
+            return -ENOMEM;
+        if (need_data && idx < f->valid_n) {
+            rc = load(f, e, idx);
+            if (rc < 0) {
+                e->state = E_FREE;
+                return rc;
+            }
+        }
+    }
+    e->lru = ++f->tick;
+    *out = e;
+    return 0;
+}
+
+/* The file grows to @size: a partial last chunk becomes longer. */
+static int grow(struct tfs_file *f, uint64_t size)
+{
+    struct entry *e;
+    int rc;
+
+    if (f->size % TFS_CHUNK) {
+        uint64_t k = f->size / TFS_CHUNK;
+
+        rc = get_chunk(f, k, 1, 1, &e);
+        if (rc < 0)
+            return rc;
+        e->len = tfs_chunk_len(k, size);
+        e->state = E_DIRTY;
+    }
+    f->size = size;
+    return 0;
+}
+
+static int flush_locked(struct tfs_file *f)
+{
+    uint64_t n, target;
+    int rc = 0;
+
+    if (f->plain)
+        return 0;
+    for (int i = 0; i < NENT; i++)
+        if (f->ent[i].state == E_DIRTY)
+            submit(f, &f->ent[i]);
+    complete_all(f);
+    n = tfs_nchunks(f->size);
+    if (f->valid_n < n) {
+        unsigned char *scratch = malloc(TFS_OUT_CAP);
+        const unsigned char *rec;
+        ssize_t r =
+            scratch ? tfs_zero_record(tfs_chunk_len(n - 1, f->size), &rec, scratch) : -ENOMEM;
+
+        if (r >= 0)
+            rc = write_slot(f, n - 1, rec, (size_t)r, tfs_chunk_len(n - 1, f->size));
+        else
+            rc = (int)r;
+        free(scratch);
+        if (rc < 0 && !f->err)
+            f->err = rc;
+    }
+    target = tfs_stored_len(f->size);
+    if (!f->err && f->stored_len != target) {
+        if (ftruncate(f->fd, (off_t)target) < 0) {
+            f->err = -errno;
+        } else {
+            f->stored_len = target;
+        }
+    }
+    rc = f->err;
+    f->err = 0;
+    return rc;
+}
+
+int tfs_file_flush(struct tfs_file *f)
+{
+    int rc;
+
+    pthread_mutex_lock(&f->lock);
+    rc = flush_locked(f);
+    pthread_mutex_unlock(&f->lock);
+    return rc;
+}
+
+static int truncate_locked(struct tfs_file *f, uint64_t size)
+{
+    int rc;
+
+    if (f->plain) {
+        if (size == 0) {
+            unsigned char hdr[TFS_HDR_LEN];
+            struct iovec iov = {hdr, sizeof(hdr)};
+
+            if (ftruncate(f->fd, 0) < 0)
+                return -errno;
+            tfs_header_build(hdr);
+            rc = pwrite_all(f->fd, &iov, 1, 0);
+            if (rc < 0)
+                return rc;
+            f->plain = 0;
+            f->size = f->valid_n = 0;
+            f->last_len = 0;
+            f->stored_len = TFS_HDR_LEN;
+            return 0;
+        }
+        return ftruncate(f->fd, (off_t)size) < 0 ? -errno : 0;
+    }
+    if (size > f->size) {
+        rc = grow(f, size);
+        if (rc < 0)
+            return rc;
+    } else if (size < f->size) {
+        uint64_t n = tfs_nchunks(size);
+
+        for (int i = 0; i < NENT; i++) {
+            struct entry *e = &f->ent[i];
+
+            if (e->state != E_FREE && e->idx >= n) {
+                if (e->state == E_BUSY)
+                    complete(f, e);
+                if (e->state == E_LOADING)
+                    finish_load(e);
+                e->state = E_FREE;
+            }
+        }
+        if (f->valid_n > n) {
+            f->valid_n = n;
+            f->last_len = n ? TFS_CHUNK : 0;
+        }
+        if (size % TFS_CHUNK) {
+            struct entry *e;
+            uint32_t len = (uint32_t)(size % TFS_CHUNK);
+
+            rc = get_chunk(f, n - 1, 1, 1, &e);
+            if (rc < 0)
+                return rc;
+            memset(e->buf + len, 0, TFS_CHUNK - len);
+            e->len = len;
+            e->state = E_DIRTY;
+        }
+        f->size = size;
+    }
+    return flush_locked(f);
+}
+
+int tfs_file_truncate(struct tfs_file *f, uint64_t size)
+{
+    int rc;
+
+    pthread_mutex_lock(&f->lock);
+    rc = truncate_locked(f, size);
+    pthread_mutex_unlock(&f->lock);
+    return rc;
+}
+
+ssize_t tfs_file_read(struct tfs_file *f, char *buf, size_t size, uint64_t off)
+{
+    size_t done = 0;
+    ssize_t rc = 0;
+
+    pthread_mutex_lock(&f->lock);
+    if (f->plain) {
+        rc = pread_full(f->fd, buf, size, off);
+        goto out;
+    }
+    if (off >= f->size)
+        goto out;
+    if (size > f->size - off)
+        size = (size_t)(f->size - off);
+    if (off == f->next_off && off > 0) {
+        /* sequential: decompress the chunks of this read and a few more in
+         * parallel in tinyd */
+        uint64_t first = off / TFS_CHUNK, last = (off + size - 1) / TFS_CHUNK + READAHEAD;
+
+        for (uint64_t i = first; i <= last && i < f->valid_n; i++)
+            prefetch(f, i);
+    }
+    f->next_off = off + size;
+    while (done < size) {
+        uint64_t pos = off + done, idx = pos / TFS_CHUNK;
+        uint32_t a = (uint32_t)(pos % TFS_CHUNK);
+        size_t n = TFS_CHUNK - a < size - done ? TFS_CHUNK - a : size - done;
+        struct entry *e = find(f, idx);
+
+        if (!e && idx >= f->valid_n) {
+            memset(buf + done, 0, n);
+        } else {
+            int r = get_chunk(f, idx, 0, 1, &e);
+
+            if (r < 0) {
+                rc = r;
+                goto out;
+            }
+            memcpy(buf + done, e->buf + a, n);
+        }
+        done += n;
+    }
+    rc = (ssize_t)done;
+out:
+    pthread_mutex_unlock(&f->lock);
+    return rc;
+}
+
+ssize_t tfs_file_write(struct tfs_file *f, const char *buf, size_t size, uint64_t off, int append)
+{
+    size_t done = 0;
+    ssize_t rc = 0;
+    uint64_t end;
+
+    pthread_mutex_lock(&f->lock);
+    if (f->plain) {
+        struct iovec iov = {(void *)buf, size};
+        struct stat st;
+
+        if (append) {
+            if (fstat(f->fd, &st) < 0) {
+                rc = -errno;
+                goto out;
+            }
+            off = (uint64_t)st.st_size;
+        }
+        rc = pwrite_all(f->fd, &iov, 1, off);
+        rc = rc < 0 ? rc : (ssize_t)size;
+        goto out;
+    }
+    if (append)
+        off = f->size;
+    end = off + size;
+    if (end > f->size) {
+        rc = grow(f, end);
+        if (rc < 0)
+            goto out;
+    }
+    while (done < size) {
+        uint64_t pos = off + done, idx = pos / TFS_CHUNK;
+        uint32_t a = (uint32_t)(pos % TFS_CHUNK);
+        size_t n = TFS_CHUNK - a < size - done ? TFS_CHUNK - a : size - done;
+        uint32_t clen = tfs_chunk_len(idx, f->size);
+        int whole = a == 0 && n == clen;
+        struct entry *e;
+        int r = get_chunk(f, idx, 1, !whole, &e);
+
+        if (r < 0) {
+            rc = done ? (ssize_t)done : r;
+            goto out;
+        }
+        memcpy(e->buf + a, buf + done, n);
+        e->len = clen;
+        e->state = E_DIRTY;
+        if (a + n == TFS_CHUNK)
+            submit(f, e); /* a full chunk just completed: compress it now */
+        done += n;
+    }
+    rc = (ssize_t)done;
+out:
+    pthread_mutex_unlock(&f->lock);
+    return rc;
+}
+
+int tfs_file_fsync(struct tfs_file *f, int datasync)
+{
+    int rc;
+
+    pthread_mutex_lock(&f->lock);
+    rc = flush_locked(f);
+    if (rc == 0 && (datasync ? fdatasync(f->fd) : fsync(f->fd)) < 0)
+        rc = -errno;
+    pthread_mutex_unlock(&f->lock);
+    return rc;
+}
+
+int tfs_file_fallocate(struct tfs_file *f, int mode, uint64_t off, uint64_t len)
+{
+    int rc = 0;
+
+    pthread_mutex_lock(&f->lock);
+    if (f->plain) {
+        rc = fallocate(f->fd, mode, (off_t)off, (off_t)len) < 0 ? -errno : 0;
+    } else if (mode & ~FALLOC_FL_KEEP_SIZE) {
+        rc = -EOPNOTSUPP;
+    } else if (!(mode & FALLOC_FL_KEEP_SIZE) && off + len > f->size) {
+        rc = truncate_locked(f, off + len);
+    }
+    pthread_mutex_unlock(&f->lock);
+    return rc;
+}
+
+int tfs_file_fd(struct tfs_file *f)
+{
+    return f->fd;
+}
+
+int tfs_file_fstat(struct tfs_file *f, struct stat *st)
+{
+    int rc = 0;
+
+    pthread_mutex_lock(&f->lock);
+    if (fstat(f->fd, st) < 0)
+        rc = -errno;
+    else if (!f->plain)
+        st->st_size = (off_t)f->size;
+    pthread_mutex_unlock(&f->lock);
+    return rc;
+}
+
+/* Reads the header of a freshly opened stored file and sets up @f. */
+static int setup(struct tfs_file *f, int flags, const struct stat *st)
+{
+    unsigned char hdr[TFS_HDR_LEN];
+    ssize_t n = 0;
+    int kind = 0;
+
+    if (st->st_size >= (off_t)TFS_HDR_LEN) {
+        n = pread_full(f->fd, hdr, sizeof(hdr), 0);
+        if (n < 0)
+            return (int)n;
+        kind = tfs_header_parse(hdr, (size_t)n);
+    }
+    if (kind < 0) {
+        tfs_log("%s: unsupported or corrupt tinyfs header: %s", f->name, strerror(-kind));
+        return -EIO;
+    }
+    f->stored_len = (uint64_t)st->st_size;
+    if (kind == 1) {
+        if (tfs_logical_size(f->stored_len, &f->size) < 0)
+            tfs_log("%s: stored length %llu is torn; the last chunk may be unreadable", f->name,
+                    (unsigned long long)f->stored_len);
+        f->valid_n = tfs_nchunks(f->size);
+        f->last_len = f->valid_n ? tfs_chunk_len(f->valid_n - 1, f->size) : 0;
+        return 0;
+    }
+    f->plain = 1;
+    /* an empty plain file opened for writing is stored compressed from now on */
+    if (st->st_size == 0 && f->rdwr && (flags & O_ACCMODE) != O_RDONLY)
+        return truncate_locked(f, 0);
+    return 0;
+}
+
+int tfs_file_open(int dirfd, const char *path, int flags, int create, struct tfs_file **out)
+{
+    int want_w = (flags & O_ACCMODE) != O_RDONLY;
+    int fd, rdwr = 1, rc = 0;
+    struct tfs_file *f;
+    struct stat st;
+
+    (void)create;
+    fd = openat(dirfd, path, O_RDWR | O_CLOEXEC);
+    if (fd < 0 && !want_w && (errno == EACCES || errno == EROFS || errno == EPERM)) {
+        fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC);
+        rdwr = 0;
+    }
+    if (fd < 0)
+        return -errno;
+    if (fstat(fd, &st) < 0) {
+        rc = -errno;
+        close(fd);
+        return rc;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return -EINVAL;
+    }
+    pthread_mutex_lock(&reg_lock);
+    for (f = reg; f; f = f->next)
+        if (f->dev == st.st_dev && f->ino == st.st_ino)
+            break;
+    if (f) {
+        f->refs++;
+        pthread_mutex_unlock(&reg_lock);
+        pthread_mutex_lock(&f->lock);
+        if (rdwr && !f->rdwr) {
+            dup3(fd, f->fd, O_CLOEXEC);
+            f->rdwr = 1;
+        }
+        close(fd);
+        if (want_w && !f->rdwr)
+            rc = -EACCES;
+        if (rc == 0 && (flags & O_TRUNC))
+            rc = truncate_locked(f, 0);
+        pthread_mutex_unlock(&f->lock);
+        if (rc < 0) {
+            tfs_file_release(f);
+            return rc;
+        }
+        *out = f;
+        return 0;
+    }
+    f = calloc(1, sizeof(*f));
+    if (!f || !(f->name = strdup(path))) {
+        free(f);
+        pthread_mutex_unlock(&reg_lock);
+        close(fd);
+        return -ENOMEM;
+    }
+    pthread_mutex_init(&f->lock, NULL);
+    f->dev = st.st_dev;
+    f->ino = st.st_ino;
+    f->fd = fd;
+    f->rdwr = rdwr;
+    f->refs = 1;
+    rc = setup(f, flags, &st);
+    if (rc == 0 && (flags & O_TRUNC) && want_w)
+        rc = truncate_locked(f, 0);
+    if (rc < 0) {
+        pthread_mutex_unlock(&reg_lock);
+        close(fd);
+        free(f->name);
+        free(f);
+        return rc;
+    }
+    f->next = reg;
+    reg = f;
+    pthread_mutex_unlock(&reg_lock);
+    *out = f;
+    return 0;
+}
+
+void tfs_file_release(struct tfs_file *f)
+{
+    struct tfs_file **pp;
+    int last;
+
+    pthread_mutex_lock(&f->lock);
+    flush_locked(f);
+    pthread_mutex_unlock(&f->lock);
+    pthread_mutex_lock(&reg_lock);
+    last = --f->refs == 0;
+    if (last)
+        for (pp = &reg; *pp; pp = &(*pp)->next)
+            if (*pp == f) {
+                *pp = f->next;
+                break;
+            }
+    pthread_mutex_unlock(&reg_lock);
+    if (!last)
+        return;
+    finish_loads(f);
+    close(f->fd);
+    for (int i = 0; i < NENT; i++)
+        free(f->ent[i].buf);
+    free(f->scratch);
+    free(f->name);
+    pthread_mutex_destroy(&f->lock);
+    free(f);
+}
+
+int tfs_file_by_inode(dev_t dev, ino_t ino, int flush, uint64_t *size)
+{
+    struct tfs_file *f;
+    int plain;
+
+    pthread_mutex_lock(&reg_lock);
+    for (f = reg; f; f = f->next)
+        if (f->dev == dev && f->ino == ino)
+            break;
+    if (f)
+        f->refs++;
+    pthread_mutex_unlock(&reg_lock);
+    if (!f)
+        return 0;
+    pthread_mutex_lock(&f->lock);
+    if (flush)
+        flush_locked(f);
+    plain = f->plain;
+    if (size)
+        *size = f->size;
+    pthread_mutex_unlock(&f->lock);
+    tfs_file_release(f);
+    return plain ? 0 : 1;
+}
+
+void tfs_stat_fixup(int dirfd, const char *path, struct stat *st)
+{
+    unsigned char hdr[TFS_HDR_LEN];
+    uint64_t size;
+    int fd;
+
+    if (!S_ISREG(st->st_mode))
+        return;
+    if (tfs_file_by_inode(st->st_dev, st->st_ino, 0, &size)) {
+        st->st_size = (off_t)size;
+        return;
+    }
+    if (st->st_size < (off_t)TFS_HDR_LEN)
+        return;
+    fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOATIME);
+    if (fd < 0 && errno == EPERM)
+        fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return;
+    if (pread_full(fd, hdr, sizeof(hdr), 0) == (ssize_t)sizeof(hdr) &&
+        tfs_header_parse(hdr, sizeof(hdr)) == 1) {
+        tfs_logical_size((uint64_t)st->st_size, &size);
+        st->st_size = (off_t)size;
+    }
+    close(fd);
+}

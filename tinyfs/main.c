@@ -1,0 +1,186 @@
+/*
+ * main.c - `tinyfs [options] STORE MOUNTPOINT`: parses the options, makes
+ * sure a tinyd runs (starting one when none answers, before daemonizing so
+ * failures reach the terminal), mounts with libfuse3 and runs the
+ * multithreaded loop. The tinyd connection itself is made in the init
+ * callback, in the process that serves the mount.
+ */
+#define FUSE_USE_VERSION 312
+
+#include <errno.h>
+#include <fcntl.h>
+#include <fuse.h>
+#include <fuse_lowlevel.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "tinyfs.h"
+
+extern int tfs_store_fd;
+extern const char *tfs_store_path;
+extern const struct fuse_operations tfs_ops;
+
+int tfs_foreground;
+
+void tfs_log(const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    if (tfs_foreground) {
+        fprintf(stderr, "tinyfs: ");
+        vfprintf(stderr, fmt, ap);
+        fputc('\n', stderr);
+    } else {
+        vsyslog(LOG_ERR, fmt, ap);
+    }
+    va_end(ap);
+}
+
+struct conf {
+    char *store;
+    int version;
+    int help;
+};
+
+enum { KEY_HELP, KEY_VERSION };
+
+static const struct fuse_opt opts[] = {
+    FUSE_OPT_KEY("-h", KEY_HELP),
+    FUSE_OPT_KEY("--help", KEY_HELP),
+    FUSE_OPT_KEY("-V", KEY_VERSION),
+    FUSE_OPT_KEY("--version", KEY_VERSION),
+    FUSE_OPT_END,
+};
+
+static int opt_proc(void *data, const char *arg, int key, struct fuse_args *out)
+{
+    struct conf *c = data;
+
+    (void)out;
+    switch (key) {
+    case FUSE_OPT_KEY_NONOPT:
+        if (!c->store) {
+            c->store = strdup(arg);
+            return 0;
+        }
+        return 1; /* the mount point, for libfuse */
+    case KEY_HELP:
+        c->help = 1;
+        return 1;
+    case KEY_VERSION:
+        c->version = 1;
+        return 1;
+    }
+    return 1;
+}
+
+static void usage(const char *prog)
+{
+    printf("usage: %s [options] STORE MOUNTPOINT\n\n"
+           "Mounts STORE, a directory, at MOUNTPOINT: every regular file written through the\n"
+           "mount is stored in STORE as a snappy framing-format stream compressed by tinyd.\n"
+           "A tinyd is started on the default run directory when none is running.\n\n",
+           prog);
+}
+
+int main(int argc, char *argv[])
+{
+    struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+    struct fuse_cmdline_opts o = {0};
+    struct fuse_loop_config *lc = NULL;
+    struct fuse *fuse = NULL;
+    struct conf c = {0};
+    char *store = NULL, fsopt[PATH_MAX + 64];
+    int rc = 1;
+
+    if (fuse_opt_parse(&args, &c, opts, opt_proc) < 0)
+        return 2;
+    if (c.version) {
+        printf("tinyfs %d.%d (libfuse %s)\n", TINY_VERSION_MAJOR, TINY_VERSION_MINOR,
+               fuse_pkgversion());
+        fuse_opt_free_args(&args);
+        return 0;
+    }
+    if (c.help) {
+        usage(argv[0]);
+        fuse_cmdline_help();
+        fuse_lib_help(&args);
+        fuse_opt_free_args(&args);
+        return 0;
+    }
+    if (!c.store) {
+        fprintf(stderr, "tinyfs: no store directory given\n");
+        usage(argv[0]);
+        return 2;
+    }
+    store = realpath(c.store, NULL);
+    if (!store) {
+        fprintf(stderr, "tinyfs: cannot use store %s: %s\n", c.store, strerror(errno));
+        goto out;
+    }
+    tfs_store_fd = open(store, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (tfs_store_fd < 0) {
+        fprintf(stderr, "tinyfs: cannot open store %s: %s\n", store, strerror(errno));
+        goto out;
+    }
+    tfs_store_path = store;
+    /* the kernel checks permissions for everybody, as on a local filesystem */
+    fuse_opt_add_arg(&args, "-odefault_permissions");
+    if (!strchr(store, ',') && !strchr(store, '\\')) {
+        snprintf(fsopt, sizeof(fsopt), "-osubtype=tinyfs,fsname=%s", store);
+        fuse_opt_add_arg(&args, fsopt);
+    }
+    if (fuse_parse_cmdline(&args, &o) != 0)
+        goto out;
+    if (!o.mountpoint) {
+        fprintf(stderr, "tinyfs: no mount point given\n");
+        rc = 2;
+        goto out;
+    }
+    tfs_foreground = o.foreground;
+    if (tfs_codec_ensure_daemon(argv[0]) < 0)
+        goto out;
+    fuse = fuse_new(&args, &tfs_ops, sizeof(tfs_ops), NULL);
+    if (!fuse)
+        goto out;
+    if (fuse_mount(fuse, o.mountpoint) != 0)
+        goto out_destroy;
+    if (!o.foreground)
+        openlog("tinyfs", LOG_PID, LOG_DAEMON);
+    if (fuse_daemonize(o.foreground) != 0)
+        goto out_unmount;
+    if (fuse_set_signal_handlers(fuse_get_session(fuse)) != 0)
+        goto out_unmount;
+    if (o.singlethread) {
+        rc = fuse_loop(fuse) ? 1 : 0;
+    } else {
+        lc = fuse_loop_cfg_create();
+        if (!lc)
+            goto out_signals;
+        fuse_loop_cfg_set_clone_fd(lc, o.clone_fd);
+        /* libfuse 3.14 leaves an unset max_threads at -1 and complains */
+        fuse_loop_cfg_set_max_threads(
+            lc, o.max_threads > 0 && o.max_threads <= 100000 ? o.max_threads : 10);
+        fuse_loop_cfg_set_idle_threads(lc, o.max_idle_threads);
+        rc = fuse_loop_mt(fuse, lc) ? 1 : 0;
+        fuse_loop_cfg_destroy(lc);
+    }
+out_signals:
+    fuse_remove_signal_handlers(fuse_get_session(fuse));
+out_unmount:
+    fuse_unmount(fuse);
+out_destroy:
+    fuse_destroy(fuse);
+out:
+    free(o.mountpoint);
+    fuse_opt_free_args(&args);
+    free(store);
+    free(c.store);
+    return rc;
+}
