@@ -47,11 +47,11 @@ FS_SRC    := $(wildcard tinyfs/*.c)
 TEST_SRC  := $(wildcard tests/*.c)
 BENCH_SRC := $(wildcard tests/bench/*.c)
 
-LIB_OBJ   := $(LIB_SRC:%.c=$(O)/%.pic.o)
-LIB_SOBJ  := $(LIB_SRC:%.c=$(O)/%.o)
-TINYD_OBJ := $(TINYD_SRC:%.c=$(O)/%.o) $(O)/libtiny/format.o
-TINY_OBJ  := $(TINY_SRC:%.c=$(O)/%.o)
-FS_OBJ    := $(FS_SRC:%.c=$(O)/%.o)
+LIB_OBJ   := $(LIB_SRC:%.c=$(O)/obj/%.pic.o)
+LIB_SOBJ  := $(LIB_SRC:%.c=$(O)/obj/%.o)
+TINYD_OBJ := $(TINYD_SRC:%.c=$(O)/obj/%.o) $(O)/obj/libtiny/format.o
+TINY_OBJ  := $(TINY_SRC:%.c=$(O)/obj/%.o)
+FS_OBJ    := $(FS_SRC:%.c=$(O)/obj/%.o)
 
 LIBSO   := $(O)/libtiny.so.$(SOVERSION)
 LIBA    := $(O)/libtiny.a
@@ -71,17 +71,19 @@ DEB_PKGS := build-essential pkg-config libsnappy-dev libisal-dev libfuse3-dev fu
 
 all: $(LIBSO) $(LIBA) $(TINYD) $(TINY) $(TINYFS) $(TESTS) $(BENCHES)
 
-$(O)/%.pic.o: %.c
+# Objects live under $(O)/obj/ so that $(O)/tinyd, $(O)/tiny and $(O)/tinyfs can be
+# the programs, not directories of objects.
+$(O)/obj/%.pic.o: %.c
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  CC      $@")
 	$(Q)$(CC) $(CFLAGS) -fPIC -fvisibility=hidden -DTINY_BUILDING_LIB -c -o $@ $<
 
-$(O)/tinyfs/%.o: tinyfs/%.c
+$(O)/obj/tinyfs/%.o: tinyfs/%.c
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  CC      $@")
 	$(Q)$(CC) $(CFLAGS) $(FUSE_CFLAGS) -c -o $@ $<
 
-$(O)/%.o: %.c
+$(O)/obj/%.o: %.c
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  CC      $@")
 	$(Q)$(CC) $(CFLAGS) -c -o $@ $<
@@ -107,11 +109,12 @@ $(O)/tinyfs: $(FS_OBJ) $(LIBA)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(FUSE_LIBS) -lisal $(LDLIBS)
 
-$(O)/tests/%: $(O)/tests/%.o $(LIBA)
+$(O)/tests/%: $(O)/obj/tests/%.o $(LIBA)
+	@mkdir -p $(@D)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ -lsnappy -lisal $(LDLIBS)
 
-$(O)/bench/%: $(O)/tests/bench/%.o $(LIBA)
+$(O)/bench/%: $(O)/obj/tests/bench/%.o $(LIBA)
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ -lsnappy -lisal $(LDLIBS)
@@ -128,23 +131,42 @@ deps:
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
 	fi
 
+# The main job: a private tinyd in demo/run, and a sample compressed through it.
+DEMO := $(CURDIR)/demo
+demo: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)mkdir -p $(DEMO)/run
+	$(Q)if [ -f $(DEMO)/run/tinyd.pid ] && kill -0 $$(cat $(DEMO)/run/tinyd.pid) 2>/dev/null; then \
+		echo "tinyd already running in $(DEMO)/run"; else $(O)/tinyd -d $(DEMO)/run; fi
+	$(Q)TINYD_DIR=$(DEMO)/run $(O)/tiny -v -k -f -c tests/data/lcet10.txt > $(DEMO)/lcet10.txt.sz
+	$(Q)TINYD_DIR=$(DEMO)/run $(O)/tiny -d -c $(DEMO)/lcet10.txt.sz | cmp - tests/data/lcet10.txt
+	$(Q)ls -l tests/data/lcet10.txt $(DEMO)/lcet10.txt.sz
+	$(Q)TINYD_DIR=$(DEMO)/run $(O)/tiny stats
+	@echo
+	@echo "tinyd runs with run directory $(DEMO)/run. Try:"
+	@echo "  export TINYD_DIR=$(DEMO)/run PATH=$(CURDIR)/$(O):\$$PATH"
+	@echo "  tiny -k somefile; tiny stats"
+	@echo "Stop it with: kill \$$(cat $(DEMO)/run/tinyd.pid)"
+
 # Tests and benchmarks find the build through $(O).
+# make test T=tests/20-roundtrip.t runs a subset.
+T ?= $(sort $(wildcard tests/*.t))
 test: deps
 	$(Q)$(MAKE) --no-print-directory all
-	$(Q)TINY_BUILD=$(CURDIR)/$(O) prove -f tests/run.sh :: $(TESTS_ARGS)
+	$(Q)TINY_BUILD=$(CURDIR)/$(O) prove -f $(T)
 
 test-tsan:
 	$(Q)$(MAKE) --no-print-directory SANITIZE=thread O=build-tsan all
-	$(Q)TINY_BUILD=$(CURDIR)/build-san prove -f tests/run.sh :: threads
+	$(Q)TINY_BUILD=$(CURDIR)/build-tsan prove -f tests/30-concurrency.t
 
 bench: all
 	$(Q)TINY_BUILD=$(CURDIR)/$(O) tests/bench/run.sh
 
-inst# Debian packages the build, the tests and the benchmarks need.
+# Debian packages the build, the tests and the benchmarks need.
 DEB_PKGS := build-essential pkg-config libsnappy-dev libisal-dev libfuse3-dev fuse3 \
 	python3 python3-snappy valgrind clang sqlite3 rsync git procps
 
-all: $(LIBSO) $(LIBA) $(TINYD) $(TINY) $(TINYFS)
+install: $(LIBSO) $(LIBA) $(TINYD) $(TINY) $(TINYFS)
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) $(DESTDIR)$(LIBDIR) \
 		$(DESTDIR)$(INCDIR) $(DESTDIR)$(PKGDIR) $(DESTDIR)$(MANDIR)/man1 \
 		$(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(MANDIR)/man8
@@ -163,6 +185,9 @@ all: $(LIBSO) $(LIBA) $(TINYD) $(TINY) $(TINYFS)
 clean:
 	rm -rf build build-san build-tsan
 
-.PHONY: all deps test test-tsan bench install clean
+# Keep the objects of the test programs (chained pattern rules would delete them).
+.SECONDARY:
+
+.PHONY: all deps demo test test-tsan bench install clean
 
 -include $(shell find $(O) -name '*.d' 2>/dev/null)

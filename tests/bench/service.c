@@ -1,0 +1,459 @@
+/*
+ * service.c - what the tinyd service costs and gains against in-process
+ * snappy, measured side by side in one run (make bench, via run.sh).
+ *
+ *  1. one client, blocking calls: throughput of COMPRESS, DECOMPRESS and
+ *     FRAME_COMPRESS on the concatenated corpus and on a generated mixed
+ *     input, against snappy in the calling thread (target >= 0.95x);
+ *  2. parallelism: one client with several requests in flight, and two
+ *     client processes, against single-threaded in-process snappy (target
+ *     >= 1.7x with 2 workers);
+ *  3. a 4 KiB COMPRESS round trip, p50 and p99, against the in-process time
+ *     of the same 4 KiB plus 1.2 x a bare System V message-queue ping-pong
+ *     between two processes (target <= 1.0x).
+ * Every figure is the median of several repetitions. Prints a markdown
+ * table on stdout; progress on stderr.
+ * Usage: service DATA_DIR [MIXED_MiB [REPS]]     (TINYD_DIR names the daemon)
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ipc.h>
+#include <sys/msg.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "tiny.h"
+#include "tiny_proto.h"
+#include "../util.h"
+
+#define REQ (16u << 20) /* request size of the parallel runs */
+
+static int reps = 5;
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+static uint64_t pct(uint64_t *v, size_t n, double p)
+{
+    qsort(v, n, sizeof *v, cmp_u64);
+    return v[(size_t)(p * (double)(n - 1) + 0.5)];
+}
+
+static double mbps(size_t bytes, uint64_t ns)
+{
+    return (double)bytes / ((double)ns / 1e9) / 1e6;
+}
+
+static void row(const char *what, double base, double svc, const char *unit, const char *target)
+{
+    printf("| %s | %.1f %s | %.1f %s | %.2fx | %s |\n", what, base, unit, svc, unit, svc / base,
+           target);
+    fflush(stdout);
+}
+
+/* --- in-process references ------------------------------------------------ */
+
+static size_t inproc_frame(const unsigned char *d, size_t n, unsigned char *o)
+{
+    size_t pos = 10;
+
+    memcpy(o, "\xff\x06\x00\x00sNaPpY", 10);
+    for (size_t off = 0; off < n; off += TINY_CHUNK_MAX) {
+        size_t k = n - off < TINY_CHUNK_MAX ? n - off : TINY_CHUNK_MAX;
+        size_t cl = snappy_max_compressed_length(k);
+        uint32_t crc = tiny_crc32c_masked(d + off, k);
+        snappy_compress((const char *)d + off, k, (char *)o + pos + 8, &cl);
+        if (cl >= k) {
+            memcpy(o + pos + 8, d + off, k);
+            cl = k;
+            o[pos] = 1;
+        } else {
+            o[pos] = 0;
+        }
+        o[pos + 1] = (unsigned char)(cl + 4);
+        o[pos + 2] = (unsigned char)((cl + 4) >> 8);
+        o[pos + 3] = (unsigned char)((cl + 4) >> 16);
+        memcpy(o + pos + 4, &crc, 4);
+        pos += 8 + cl;
+    }
+    return pos;
+}
+
+/* Median time of one operation on the whole input, in-process. */
+static uint64_t time_inproc(int op, const unsigned char *in, size_t n, unsigned char *out,
+                            size_t cap)
+{
+    uint64_t *t = xmalloc(sizeof *t * (size_t)reps), m;
+
+    for (int r = 0; r < reps; r++) {
+        size_t ol = cap;
+        uint64_t t0 = now_ns();
+        if (op == TINY_OP_COMPRESS)
+            snappy_compress((const char *)in, n, (char *)out, &ol);
+        else if (op == TINY_OP_DECOMPRESS)
+            snappy_uncompress((const char *)in, n, (char *)out, &ol);
+        else
+            inproc_frame(in, n, out);
+        t[r] = now_ns() - t0;
+    }
+    m = pct(t, (size_t)reps, 0.5);
+    free(t);
+    return m;
+}
+
+/* Median time of one blocking call on the whole input through tinyd. */
+static uint64_t time_service(tiny_conn *c, int op, const unsigned char *in, size_t n,
+                             unsigned char *out, size_t cap)
+{
+    uint64_t *t = xmalloc(sizeof *t * (size_t)reps), m;
+
+    for (int r = 0; r < reps; r++) {
+        uint64_t t0 = now_ns();
+        ssize_t got = tiny_run(c, op, 0, in, n, out, cap);
+        t[r] = now_ns() - t0;
+        if (got < 0) {
+            fprintf(stderr, "service: op %d of %zu bytes failed: %s\n", op, n,
+                    tiny_strerror((int)got));
+            exit(1);
+        }
+    }
+    m = pct(t, (size_t)reps, 0.5);
+    free(t);
+    return m;
+}
+
+static void single_client(tiny_conn *c, const char *name, const unsigned char *in, size_t n)
+{
+    size_t cap = tiny_max_output(TINY_OP_FRAME_COMPRESS, n) + tiny_max_output(TINY_OP_COMPRESS, n);
+    unsigned char *z = xmalloc(cap), *out = xmalloc(cap);
+    size_t zl = cap;
+    char what[160];
+
+    int saved_reps = reps;
+
+    snappy_compress((const char *)in, n, (char *)z, &zl);
+    fprintf(stderr, "single client: %s\n", name);
+    if (n < (64u << 20)) /* short runs are noisy: take more of them */
+        reps *= 5;
+
+    uint64_t a = time_inproc(TINY_OP_COMPRESS, in, n, out, cap);
+    uint64_t b = time_service(c, TINY_OP_COMPRESS, in, n, out, cap);
+    snprintf(what, sizeof what, "1 client, blocking: COMPRESS %s", name);
+    row(what, mbps(n, a), mbps(n, b), "MB/s", ">= 0.95x");
+
+    a = time_inproc(TINY_OP_DECOMPRESS, z, zl, out, cap);
+    b = time_service(c, TINY_OP_DECOMPRESS, z, zl, out, cap);
+    snprintf(what, sizeof what, "1 client, blocking: DECOMPRESS %s", name);
+    row(what, mbps(n, a), mbps(n, b), "MB/s", ">= 0.95x");
+
+    a = time_inproc(TINY_OP_FRAME_COMPRESS, in, n, out, cap);
+    b = time_service(c, TINY_OP_FRAME_COMPRESS, in, n, out, cap);
+    snprintf(what, sizeof what, "1 client, blocking: FRAME_COMPRESS %s", name);
+    row(what, mbps(n, a), mbps(n, b), "MB/s", ">= 0.95x");
+    reps = saved_reps;
+    free(z);
+    free(out);
+}
+
+/* --- parallel ---------------------------------------------------------------- */
+
+/* Completions of the callback-driven async pass. */
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    size_t done;
+    int failed;
+} acb = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
+
+static void async_done(tiny_req *req, ssize_t result, void *arg)
+{
+    (void)req;
+    (void)arg;
+    pthread_mutex_lock(&acb.lock);
+    acb.done++;
+    if (result < 0)
+        acb.failed = 1;
+    pthread_cond_signal(&acb.cond);
+    pthread_mutex_unlock(&acb.lock);
+}
+
+/* Whole input in REQ-sized requests, @depth of them in flight, completed
+ * through callbacks (the library's progress thread drives them all). */
+static uint64_t async_pass(tiny_conn *c, int op, const unsigned char *in, size_t n,
+                           unsigned char *out, size_t unit_cap, int depth, const size_t *in_lens)
+{
+    size_t nreq = (n + REQ - 1) / REQ, next = 0, off = 0;
+    uint64_t t0 = now_ns();
+
+    acb.done = 0;
+    pthread_mutex_lock(&acb.lock);
+    while (acb.done < nreq) {
+        while (next < nreq && next - acb.done < (size_t)depth) {
+            size_t len = in_lens ? in_lens[next] : (n - off < REQ ? n - off : REQ);
+            pthread_mutex_unlock(&acb.lock);
+            if (tiny_submit(c, op, 0, in + off, len, out + next * unit_cap, unit_cap, async_done,
+                            NULL, NULL) < 0) {
+                fprintf(stderr, "service: submit failed\n");
+                exit(1);
+            }
+            pthread_mutex_lock(&acb.lock);
+            off += len;
+            next++;
+        }
+        if (acb.done < nreq)
+            pthread_cond_wait(&acb.cond, &acb.lock);
+    }
+    pthread_mutex_unlock(&acb.lock);
+    if (acb.failed) {
+        fprintf(stderr, "service: an async request failed\n");
+        exit(1);
+    }
+    return now_ns() - t0;
+}
+
+static void parallel(const unsigned char *in, size_t n)
+{
+    size_t nreq = (n + REQ - 1) / REQ, unit_cap = tiny_max_output(TINY_OP_COMPRESS, REQ);
+    unsigned char *z = xmalloc(nreq * unit_cap), *out = xmalloc(nreq * unit_cap);
+    size_t *zlen = xmalloc(sizeof *zlen * nreq), ztotal = 0;
+    uint64_t *t = xmalloc(sizeof *t * (size_t)reps);
+    uint64_t base_c, base_d;
+    unsigned char *zpacked;
+
+    /* the single-threaded in-process reference, on the same REQ-sized pieces */
+    for (int r = 0; r < reps; r++) {
+        uint64_t t0 = now_ns();
+        for (size_t i = 0; i < nreq; i++) {
+            size_t len = n - i * REQ < REQ ? n - i * REQ : REQ;
+            zlen[i] = unit_cap;
+            snappy_compress((const char *)in + i * REQ, len, (char *)z + i * unit_cap, &zlen[i]);
+        }
+        t[r] = now_ns() - t0;
+    }
+    base_c = pct(t, (size_t)reps, 0.5);
+    for (size_t i = 0; i < nreq; i++)
+        ztotal += zlen[i];
+    zpacked = xmalloc(ztotal);
+    for (size_t i = 0, o = 0; i < nreq; o += zlen[i], i++)
+        memcpy(zpacked + o, z + i * unit_cap, zlen[i]);
+    for (int r = 0; r < reps; r++) {
+        uint64_t t0 = now_ns();
+        for (size_t i = 0, o = 0; i < nreq; o += zlen[i], i++) {
+            size_t ol = REQ;
+            snappy_uncompress((const char *)zpacked + o, zlen[i], (char *)out + i * REQ, &ol);
+        }
+        t[r] = now_ns() - t0;
+    }
+    base_d = pct(t, (size_t)reps, 0.5);
+
+    /* async, 4 requests in flight on one connection */
+    fprintf(stderr, "parallel: async\n");
+    tiny_conn *c = connect_or_bail(8, 1u << 20, 1);
+    for (int r = 0; r < reps; r++)
+        t[r] = async_pass(c, TINY_OP_COMPRESS, in, n, out, unit_cap, 4, NULL);
+    row("1 client, async (4 x 16 MiB in flight, callbacks): COMPRESS", mbps(n, base_c),
+        mbps(n, pct(t, (size_t)reps, 0.5)), "MB/s", ">= 1.7x");
+    for (int r = 0; r < reps; r++)
+        t[r] = async_pass(c, TINY_OP_DECOMPRESS, zpacked, ztotal, out, REQ, 4, zlen);
+    row("1 client, async (4 x 16 MiB in flight, callbacks): DECOMPRESS", mbps(n, base_d),
+        mbps(n, pct(t, (size_t)reps, 0.5)), "MB/s", ">= 1.7x");
+    tiny_disconnect(c);
+
+    /* two client processes, each blocking on its half */
+    fprintf(stderr, "parallel: two clients\n");
+    for (int k = 0; k < 2; k++) {
+        for (int r = 0; r < reps; r++) {
+            int p0[2][2], go[2][2];
+            pid_t pid[2];
+            char ch;
+            for (int i = 0; i < 2; i++) {
+                if (pipe(p0[i]) || pipe(go[i]))
+                    exit(1);
+                fflush(stdout);
+                pid[i] = fork();
+                if (pid[i] == 0) {
+                    tiny_conn *cc = connect_or_bail(8, 1u << 20, 1);
+                    /* a private, already touched output buffer: writing into
+                     * the parent's would time copy-on-write faults */
+                    unsigned char *mine = xmalloc(unit_cap);
+                    int bad = 0;
+                    memset(mine, 0, unit_cap);
+                    if (write(p0[i][1], "r", 1) != 1 || read(go[i][0], &ch, 1) != 1)
+                        _exit(1);
+                    for (size_t q = (size_t)i; q < nreq; q += 2) {
+                        size_t len = n - q * REQ < REQ ? n - q * REQ : REQ;
+                        ssize_t got;
+                        if (k == 0)
+                            got = tiny_compress(cc, in + q * REQ, len, mine, unit_cap);
+                        else
+                            got = tiny_decompress(cc, z + q * unit_cap, zlen[q], mine, unit_cap);
+                        bad |= got < 0;
+                    }
+                    tiny_disconnect(cc);
+                    _exit(bad);
+                }
+                if (read(p0[i][0], &ch, 1) != 1)
+                    exit(1);
+            }
+            uint64_t t0 = now_ns();
+            for (int i = 0; i < 2; i++)
+                if (write(go[i][1], "g", 1) != 1)
+                    exit(1);
+            for (int i = 0; i < 2; i++) {
+                int st;
+                waitpid(pid[i], &st, 0);
+                if (!WIFEXITED(st) || WEXITSTATUS(st)) {
+                    fprintf(stderr, "service: a client process failed\n");
+                    exit(1);
+                }
+                close(p0[i][0]), close(p0[i][1]), close(go[i][0]), close(go[i][1]);
+            }
+            t[r] = now_ns() - t0;
+        }
+        row(k == 0 ? "2 client processes, blocking: COMPRESS"
+                   : "2 client processes, blocking: DECOMPRESS",
+            mbps(n, k == 0 ? base_c : base_d), mbps(n, pct(t, (size_t)reps, 0.5)), "MB/s",
+            ">= 1.7x");
+    }
+    free(t);
+    free(z);
+    free(out);
+    free(zlen);
+    free(zpacked);
+}
+
+/* --- latency ------------------------------------------------------------------- */
+
+#define LAT_N 20000
+
+/* Round trip of one TINY_MSG_SIZE message between two processes. */
+static void pingpong(uint64_t *p50, uint64_t *p99)
+{
+    int q1 = msgget(IPC_PRIVATE, 0600), q2 = msgget(IPC_PRIVATE, 0600);
+    uint64_t *t = xmalloc(sizeof *t * LAT_N);
+    struct tiny_msg m;
+    pid_t pid;
+
+    if (q1 < 0 || q2 < 0) {
+        perror("service: msgget");
+        exit(1);
+    }
+    tiny_msg_init(&m, TINY_MTYPE_DAEMON, TINY_MSG_SUBMIT);
+    fflush(stdout);
+    pid = fork();
+    if (pid == 0) {
+        for (int i = 0; i < LAT_N + 200; i++) {
+            if (msgrcv(q1, &m, TINY_MSG_SIZE, 0, 0) < 0 || msgsnd(q2, &m, TINY_MSG_SIZE, 0) < 0)
+                _exit(1);
+        }
+        _exit(0);
+    }
+    for (int i = 0; i < LAT_N + 200; i++) {
+        uint64_t t0 = now_ns();
+        if (msgsnd(q1, &m, TINY_MSG_SIZE, 0) < 0 || msgrcv(q2, &m, TINY_MSG_SIZE, 0, 0) < 0)
+            break;
+        if (i >= 200)
+            t[i - 200] = now_ns() - t0;
+    }
+    waitpid(pid, NULL, 0);
+    msgctl(q1, IPC_RMID, NULL);
+    msgctl(q2, IPC_RMID, NULL);
+    *p99 = pct(t, LAT_N, 0.99);
+    *p50 = pct(t, LAT_N, 0.5);
+    free(t);
+}
+
+static void latency(void)
+{
+    unsigned char in[4096], out[8192];
+    uint64_t *t = xmalloc(sizeof *t * LAT_N);
+    uint64_t s50, s99, pp50, pp99, t50, t99;
+    tiny_conn *c;
+
+    fprintf(stderr, "latency\n");
+    gen_mixed(in, sizeof in, 4);
+    for (int i = 0; i < LAT_N; i++) {
+        size_t ol = sizeof out;
+        uint64_t t0 = now_ns();
+        snappy_compress((const char *)in, sizeof in, (char *)out, &ol);
+        t[i] = now_ns() - t0;
+    }
+    s99 = pct(t, LAT_N, 0.99);
+    s50 = pct(t, LAT_N, 0.5);
+    pingpong(&pp50, &pp99);
+    c = connect_or_bail(8, 65536, 1);
+    for (int i = 0; i < 500; i++)
+        tiny_compress(c, in, sizeof in, out, sizeof out);
+    for (int i = 0; i < LAT_N; i++) {
+        uint64_t t0 = now_ns();
+        if (tiny_compress(c, in, sizeof in, out, sizeof out) < 0) {
+            fprintf(stderr, "service: 4 KiB compress failed\n");
+            exit(1);
+        }
+        t[i] = now_ns() - t0;
+    }
+    t99 = pct(t, LAT_N, 0.99);
+    t50 = pct(t, LAT_N, 0.5);
+    tiny_disconnect(c);
+    fprintf(stderr, "4 KiB snappy p50 %.1f us p99 %.1f us; msg ping-pong p50 %.1f us p99 %.1f us\n",
+            s50 / 1e3, s99 / 1e3, pp50 / 1e3, pp99 / 1e3);
+    /* ratios here are service / budget, so lower is better */
+    printf("| 4 KiB COMPRESS round trip p50 (budget: snappy %.1f us + 1.2 x ping-pong %.1f us) | "
+           "%.1f us | %.1f us | %.2fx | <= 1.0x |\n",
+           s50 / 1e3, pp50 / 1e3, (s50 + 1.2 * pp50) / 1e3, t50 / 1e3, t50 / (s50 + 1.2 * pp50));
+    printf("| 4 KiB COMPRESS round trip p99 (budget: snappy %.1f us + 1.2 x ping-pong %.1f us) | "
+           "%.1f us | %.1f us | %.2fx | <= 1.0x |\n",
+           s99 / 1e3, pp99 / 1e3, (s99 + 1.2 * pp99) / 1e3, t99 / 1e3, t99 / (s99 + 1.2 * pp99));
+    fflush(stdout);
+    free(t);
+}
+
+int main(int argc, char **argv)
+{
+    const char *dir = argc > 1 ? argv[1] : "tests/data";
+    size_t mixed = (argc > 2 ? strtoul(argv[2], NULL, 0) : 256) << 20;
+    size_t corpus_len = 0;
+    unsigned char *corpus = NULL, *big;
+    char path[4096];
+    tiny_conn *c;
+
+    watchdog(1800); /* a hang in the library must not hang make bench */
+    if (argc > 3)
+        reps = atoi(argv[3]) > 0 ? atoi(argv[3]) : 5;
+    for (size_t i = 0; i < CORPUS_N; i++) {
+        size_t n = 0;
+        unsigned char *f;
+        snprintf(path, sizeof path, "%s/%s", dir, corpus_files[i]);
+        f = read_file(path, &n);
+        if (!f) {
+            fprintf(stderr, "service: cannot read %s\n", path);
+            return 1;
+        }
+        corpus = realloc(corpus, corpus_len + n);
+        memcpy(corpus + corpus_len, f, n);
+        corpus_len += n;
+        free(f);
+    }
+    big = xmalloc(mixed);
+    gen_mixed(big, mixed, 2024);
+
+    printf("| measurement | in-process snappy | tinyd | ratio | target |\n");
+    printf("|---|---|---|---|---|\n");
+    c = connect_or_bail(8, 1u << 20, 1);
+    snprintf(path, sizeof path, "corpus (%.1f MB)", corpus_len / 1e6);
+    single_client(c, path, corpus, corpus_len);
+    snprintf(path, sizeof path, "mixed (%zu MiB)", mixed >> 20);
+    single_client(c, path, big, mixed);
+    tiny_disconnect(c);
+    parallel(big, mixed);
+    latency();
+    free(big);
+    free(corpus);
+    return 0;
+}
