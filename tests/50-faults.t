@@ -56,8 +56,7 @@ for ((i = 0; i < 200; i++)); do
 done
 [ -n "$vq" ]
 ok $? "found the streaming client's private queue (${vq:-none})"
-kill -KILL "$vpid"
-wait "$vpid" 2>/dev/null
+{ kill -KILL "$vpid"; wait "$vpid"; } 2>/dev/null
 wait_until 2000 clients_are 2
 ok $? "tinyd freed the killed client within 2 s (stats says 2 clients after $WAITED_MS ms)"
 if [ -n "$vq" ]; then
@@ -68,8 +67,7 @@ kill -0 "$opid" 2>/dev/null
 ok $? "the other client is still streaming"
 "$C" roundtrip
 ok $? "a new client works after the kill"
-kill -KILL "$opid"
-wait "$opid" 2>/dev/null
+{ kill -KILL "$opid"; wait "$opid"; } 2>/dev/null
 wait_until 2000 clients_are 1
 ok $? "and the other one is freed too when killed"
 wait_until 2000 eval '[ "$(seg_count)" = 0 ]'
