@@ -131,22 +131,30 @@ deps:
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
 	fi
 
-# The main job: a private tinyd in demo/run, and a sample compressed through it.
+# The main job: a private tinyd in demo/run, a sample compressed through it,
+# and a tinyfs mount demo/mnt keeping its files compressed in demo/store.
 DEMO := $(CURDIR)/demo
 demo: deps
 	$(Q)$(MAKE) --no-print-directory all
-	$(Q)mkdir -p $(DEMO)/run
+	$(Q)mkdir -p $(DEMO)/run $(DEMO)/store $(DEMO)/mnt
 	$(Q)if [ -f $(DEMO)/run/tinyd.pid ] && kill -0 $$(cat $(DEMO)/run/tinyd.pid) 2>/dev/null; then \
 		echo "tinyd already running in $(DEMO)/run"; else $(O)/tinyd -d $(DEMO)/run; fi
 	$(Q)TINYD_DIR=$(DEMO)/run $(O)/tiny -v -k -f -c tests/data/lcet10.txt > $(DEMO)/lcet10.txt.sz
 	$(Q)TINYD_DIR=$(DEMO)/run $(O)/tiny -d -c $(DEMO)/lcet10.txt.sz | cmp - tests/data/lcet10.txt
-	$(Q)ls -l tests/data/lcet10.txt $(DEMO)/lcet10.txt.sz
+	$(Q)mountpoint -q $(DEMO)/mnt || TINYD_DIR=$(DEMO)/run $(O)/tinyfs $(DEMO)/store $(DEMO)/mnt
+	$(Q)cp -a tests/data/. $(DEMO)/mnt/ && sync
+	$(Q)diff -r tests/data $(DEMO)/mnt && echo "demo/mnt holds a byte-identical copy of tests/data"
+	$(Q)echo "apparent size: $$(du -sh --apparent-size $(DEMO)/mnt | cut -f1), stored: $$(du -sh $(DEMO)/mnt | cut -f1)"
 	$(Q)TINYD_DIR=$(DEMO)/run $(O)/tiny stats
 	@echo
-	@echo "tinyd runs with run directory $(DEMO)/run. Try:"
+	@echo "tinyd runs with run directory $(DEMO)/run; tinyfs mounts $(DEMO)/store on $(DEMO)/mnt."
 	@echo "  export TINYD_DIR=$(DEMO)/run PATH=$(CURDIR)/$(O):\$$PATH"
-	@echo "  tiny -k somefile; tiny stats"
-	@echo "Stop it with: kill \$$(cat $(DEMO)/run/tinyd.pid)"
+	@echo "  tiny -k somefile; tiny stats; cp somefile $(DEMO)/mnt/; ls -ls $(DEMO)/mnt"
+	@echo "Stop both with: make demo-stop"
+
+demo-stop:
+	$(Q)! mountpoint -q $(DEMO)/mnt || fusermount3 -u $(DEMO)/mnt
+	$(Q)if [ -f $(DEMO)/run/tinyd.pid ]; then kill $$(cat $(DEMO)/run/tinyd.pid) 2>/dev/null || true; fi
 
 # Tests and benchmarks find the build through $(O).
 # make test T=tests/20-roundtrip.t runs a subset.
@@ -188,6 +196,6 @@ clean:
 # Keep the objects of the test programs (chained pattern rules would delete them).
 .SECONDARY:
 
-.PHONY: all deps demo test test-tsan bench install clean
+.PHONY: all deps demo demo-stop test test-tsan bench install clean
 
 -include $(shell find $(O) -name '*.d' 2>/dev/null)
