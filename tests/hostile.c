@@ -3,15 +3,23 @@
  * (tiny_proto.h) to the tinyd of $TINYD_DIR: garbage on the registration
  * queue, wrong versions, bad geometry, out-of-range slots, offsets, flags
  * and ops, busy slots, mismatched PIECE/FETCH, output past the slot,
- * corrupt data, unanswerable messages, a client that never attaches. Each
- * bad request must get the documented error (or the client dropped), and
- * a well-behaved libtiny client must keep working throughout.
+ * corrupt data, unanswerable messages, a client that never attaches, a
+ * thread flipping bytes of the segment while units run, a client that never
+ * collects its replies, a process registering thousands of times (the
+ * throughput of a well-behaved client during that flood is compared with
+ * its throughput before it), and another uid trying the queues and the
+ * segment. Each bad request must get the documented error (or the client
+ * dropped), and a well-behaved libtiny client must keep working throughout.
  *
  * Run by a .t script with a tinyd started: tap_run hostile $TINY_BUILD/tests/hostile
  */
 #include <errno.h>
+#include <grp.h>
 #include <limits.h>
+#include <stdatomic.h>
 #include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
 #include <snappy-c.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -19,7 +27,9 @@
 #include <string.h>
 #include <sys/ipc.h>
 #include <sys/msg.h>
+#include <sys/mman.h>
 #include <sys/shm.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -294,9 +304,379 @@ static void unanswerable(void)
         ok(queue_gone_within(h.qid, 2000), "an oversized message drops the client");
         shmdt(h.seg);
     }
+    if (ok(hello(TINY_PROTO_VERSION, 1, 4096, 0, &h, true) == 0, "client for a foreign type")) {
+        tiny_msg_init(&m, TINY_MTYPE_DAEMON, TINY_MSG_WELCOME);
+        m.u.submit.tag = 4;
+        msgsnd(h.qid, &m, TINY_MSG_SIZE, 0);
+        ok(queue_gone_within(h.qid, 2000), "a WELCOME sent to tinyd drops the client");
+        shmdt(h.seg);
+    }
+    {
+        unsigned x = 99, answered = 0, dropped = 0, clients = 0;
+
+        /* Random bodies with a valid header: every field out of range. */
+        for (int i = 0; i < 40; i++) {
+            if (hello(TINY_PROTO_VERSION, 2, 4096, 0, &h, true) < 0)
+                break;
+            clients++;
+            for (int k = 0; k < 25; k++) {
+                unsigned char *b = (unsigned char *)&m.u;
+
+                tiny_msg_init(&m, TINY_MTYPE_DAEMON, TINY_MSG_SUBMIT);
+                for (size_t j = 0; j < sizeof(m.u); j++) {
+                    x = x * 1103515245u + 12345u;
+                    b[j] = (unsigned char)(x >> 16);
+                }
+                static const uint8_t types[5] = {TINY_MSG_SUBMIT, TINY_MSG_PIECE, TINY_MSG_FETCH,
+                                                 TINY_MSG_STATS, TINY_MSG_MORE};
+                m.hdr.type = types[(x >> 24) % 5];
+                m.u.submit.tag = (x >> 20) % 8 ? m.u.submit.tag % TINY_TAGS_MAX : m.u.submit.tag;
+                if (msgsnd(h.qid, &m, TINY_MSG_SIZE, IPC_NOWAIT) < 0) {
+                    dropped++;
+                    break;
+                }
+                if (m.u.submit.tag < TINY_TAGS_MAX && rx(&h, m.u.submit.tag, NULL) != -ETIMEDOUT)
+                    answered++;
+            }
+            tx(&h, TINY_MSG_BYE, 0, 0, 0, 0, 0, 0, 0, 0);
+            shmdt(h.seg);
+        }
+        diag("%u clients sent random SUBMIT/PIECE/FETCH/STATS bodies: %u answered, %u clients "
+             "dropped",
+             clients, answered, dropped);
+        ok(clients == 40, "random garbage on private queues: tinyd answers or drops, and lives");
+    }
     if (ok(hello(TINY_PROTO_VERSION, 1, 4096, 0, &h, false) == 0, "client that never attaches"))
         ok(queue_gone_within(h.qid, TINY_ATTACH_TIMEOUT_MS + 2000),
            "it is dropped after the attach timeout");
+}
+
+/* --- a thread scribbling on the segment while tinyd runs units on it ------ */
+
+struct flipper {
+    unsigned char *seg;
+    size_t len;
+    atomic_bool stop;
+    unsigned long flips;
+};
+
+/* The race with tinyd and with this process's own writes is the point:
+ * not for ThreadSanitizer to report. */
+__attribute__((no_sanitize("thread"))) static void *flip_main(void *arg)
+{
+    struct flipper *f = arg;
+    unsigned x = 12345;
+
+    while (!atomic_load(&f->stop)) {
+        for (int i = 0; i < 256; i++) {
+            x = x * 1103515245u + 12345u;
+            ((volatile unsigned char *)f->seg)[(x >> 4) % f->len] ^= (unsigned char)(x >> 24 | 1);
+            f->flips++;
+        }
+        usleep(20);
+    }
+    return NULL;
+}
+
+/* Runs one unit to its end, fetching staged output; returns its status. */
+static int unit_run(struct hconn *h, uint32_t seq, uint32_t slot, uint32_t op, uint32_t flags,
+                    uint64_t off, uint64_t len, uint64_t arg)
+{
+    struct tiny_msg m;
+    int st;
+
+    tx(h, TINY_MSG_SUBMIT, 5, seq, slot, op, flags, off, len, arg);
+    for (;;) {
+        st = rx(h, 5, &m);
+        if (st < 0 || m.hdr.type != TINY_MSG_DONE || !(flags & TINY_UF_STAGED) ||
+            m.u.done.piece_off + m.u.done.piece_len >= m.u.done.out_len)
+            return st;
+        tx(h, TINY_MSG_FETCH, 5, seq, slot, 0, 0, 0, 0, 0);
+    }
+}
+
+static void slot_changed_while_read(tiny_conn *good)
+{
+    static unsigned char raw[65536], comp[80000];
+    unsigned counts[6] = {0}, odd = 0, units = 0;
+    struct flipper f = {0};
+    struct hconn h;
+    pthread_t t;
+    size_t n = sizeof(comp);
+
+    if (!ok(hello(TINY_PROTO_VERSION, 4, 65536, 0, &h, true) == 0, "scribbling client connects"))
+        return;
+    for (size_t i = 0; i < sizeof(raw); i++)
+        raw[i] = (unsigned char)("scribble"[i % 8] + (i / 4096));
+    snappy_compress((char *)raw, 30000, (char *)comp, &n);
+    f.seg = h.seg;
+    f.len = (size_t)h.ns * h.ss;
+    pthread_create(&t, NULL, flip_main, &f);
+    for (uint32_t i = 0; i < 240; i++) {
+        uint32_t slot = i % h.ns, kind = i % 6, seq = i + 1;
+        unsigned char *sp = h.seg + (size_t)slot * h.ss;
+        int st = 0;
+
+        switch (kind) {
+        case 0: /* raw compress, input at the end of the slot */
+            memcpy(sp + h.ss - 40000, raw, 40000);
+            st = unit_run(&h, seq, slot, TINY_OP_COMPRESS, TINY_UF_FIRST, h.ss - 40000, 40000,
+                          40000);
+            break;
+        case 1: /* raw decompress */
+            memcpy(sp + h.ss - n, comp, n);
+            st = unit_run(&h, seq, slot, TINY_OP_DECOMPRESS, TINY_UF_FIRST, h.ss - n, n, 0);
+            break;
+        case 2: /* framed compress, staged */
+            memcpy(sp, raw, 60000);
+            st = unit_run(&h, seq, slot, TINY_OP_FRAME_COMPRESS, TINY_UF_FIRST | TINY_UF_STAGED, 0,
+                          60000, 0);
+            break;
+        case 3: /* framed decompress of a stream id and one chunk */
+            memcpy(sp + 30000, tiny_stream_id, TINY_STREAM_ID_LEN);
+            sp[30010] = TINY_CHUNK_UNCOMPRESSED;
+            tiny_put_le24(sp + 30011, 4 + 20000);
+            tiny_put_le32(sp + 30014, tiny_crc32c_masked(raw, 20000));
+            memcpy(sp + 30018, raw, 20000);
+            st = unit_run(&h, seq, slot, TINY_OP_FRAME_DECOMPRESS, TINY_UF_FIRST, 30000, 20018, 0);
+            break;
+        case 4: /* one chunk */
+            memcpy(sp + h.ss - 20000, raw, 20000);
+            st = unit_run(&h, seq, slot, TINY_OP_CHUNK_COMPRESS, 0, h.ss - 20000, 20000, 0);
+            break;
+        case 5: /* stats into the slot */
+            tx(&h, TINY_MSG_STATS, 5, seq, slot, 0, 0, 0, 0, 0);
+            st = rx(&h, 5, NULL);
+            break;
+        }
+        units++;
+        if (st == 0)
+            counts[kind]++;
+        else if (st != -EBADMSG && st != -ENOSPC && st != -E2BIG && st != -EINVAL) {
+            diag("unit %u (kind %u) ended with %d", i, kind, st);
+            odd++;
+            if (st == -ETIMEDOUT || st == -EIDRM || st == -EINVAL)
+                break;
+        }
+    }
+    atomic_store(&f.stop, true);
+    pthread_join(t, NULL);
+    diag("%u units ran while another thread flipped %lu bytes of the segment; succeeded: "
+         "compress %u, decompress %u, frame %u, unframe %u, chunk %u, stats %u (the others "
+         "failed with EBADMSG/ENOSPC/E2BIG)",
+         units, f.flips, counts[0], counts[1], counts[2], counts[3], counts[4], counts[5]);
+    ok(units == 240 && odd == 0,
+       "a slot changed while tinyd reads it: every unit answered, only with documented errors");
+    still_serving(good, "while another client scribbled on its segment");
+    tx(&h, TINY_MSG_BYE, 0, 0, 0, 0, 0, 0, 0, 0);
+    shmdt(h.seg);
+}
+
+/* --- a client that never collects its replies ----------------------------- */
+
+static void never_collects(tiny_conn *good)
+{
+    struct hconn h;
+    struct tiny_msg m;
+    unsigned sent = 0, full = 0;
+    bool dropped = false;
+
+    if (!ok(hello(TINY_PROTO_VERSION, 8, 4096, 0, &h, true) == 0, "lazy client connects"))
+        return;
+    memset(h.seg, 'z', (size_t)h.ns * h.ss);
+    for (int i = 0; i < 20000 && !dropped; i++) {
+        tiny_msg_init(&m, TINY_MTYPE_DAEMON, TINY_MSG_STATS);
+        m.u.submit.tag = (uint32_t)i % TINY_TAGS_MAX;
+        m.u.submit.slot = (uint32_t)i % h.ns;
+        if (msgsnd(h.qid, &m, TINY_MSG_SIZE, IPC_NOWAIT) == 0) {
+            sent++;
+        } else if (errno == EAGAIN) {
+            full++;
+            usleep(1000);
+        } else {
+            dropped = true; /* EIDRM or EINVAL: the queue is gone */
+        }
+    }
+    if (!dropped)
+        dropped = queue_gone_within(h.qid, 3000);
+    diag("lazy client sent %u requests and collected no reply; its queue was full %u times", sent,
+         full);
+    ok(dropped, "tinyd drops a client that never collects its replies");
+    still_serving(good, "after the lazy client");
+    shmdt(h.seg);
+}
+
+/* --- a process registering thousands of times ------------------------------ */
+
+/* The flood: HELLOs as fast as the queue takes them, collecting and
+ * attaching what is granted (up to the limit), half of them with a reply
+ * type nobody ever reads. Runs until killed. */
+static void flood(volatile unsigned long *sent)
+{
+    struct tiny_msg m;
+    unsigned long hellos = 0;
+
+    for (;;) {
+        bool lost = hellos & 1;
+
+        tiny_msg_init(&m, TINY_MTYPE_DAEMON, TINY_MSG_HELLO);
+        m.u.hello.pid = getpid();
+        m.u.hello.n_slots = 1;
+        m.u.hello.slot_size = 4096;
+        m.u.hello.reply_mtype = lost ? (long)getpid() + 5000000L : reply_type();
+        m.u.hello.nonce = hellos;
+        if (msgsnd(regq, &m, TINY_MSG_SIZE, IPC_NOWAIT) == 0)
+            *sent = ++hellos;
+        else if (errno == EAGAIN)
+            usleep(200);
+        else
+            _exit(0);
+        while (msgrcv(regq, &m, TINY_MSG_SIZE, reply_type(), IPC_NOWAIT) >= 0)
+            if (m.u.welcome.status == 0)
+                (void)shmat(m.u.welcome.shmid, NULL, SHM_RDONLY);
+    }
+}
+
+/* MiB/s of compression a libtiny client gets over @ms milliseconds. */
+static double throughput(tiny_conn *good, int ms)
+{
+    static char in[256 << 10], out[300 << 10];
+    struct timespec t0, t1;
+    double el = 0, bytes = 0;
+
+    for (size_t i = 0; i < sizeof(in); i++)
+        in[i] = (char)("throughput"[i % 10] + (i >> 12));
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    while (el * 1000 < ms) {
+        if (tiny_compress(good, in, sizeof(in), out, sizeof(out)) < 0)
+            return -1;
+        bytes += sizeof(in);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        el = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    }
+    return bytes / el / (1 << 20);
+}
+
+static void registration_flood(tiny_conn *good)
+{
+    volatile unsigned long *sent;
+    double base, during;
+    struct msqid_ds ds = {0};
+    struct tiny_stats st = {0};
+    tiny_conn *late = NULL;
+    pid_t pid;
+    int r, late_r;
+
+    base = throughput(good, 1000);
+    sent = mmap(NULL, sizeof(*sent), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (sent == MAP_FAILED)
+        return;
+    *sent = 0;
+    pid = fork();
+    if (pid == 0)
+        flood(sent);
+    usleep(300000);
+    during = throughput(good, 1000);
+    late_r = tiny_connect(&late, NULL);
+    for (int i = 0; i < 100 && *sent < 3000; i++)
+        usleep(50000);
+    r = tiny_stats(good, &st);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    diag("a process sent %lu HELLOs, attaching every segment granted, half of them with a reply "
+         "type nobody reads",
+         *sent);
+    diag("good client: %.0f MiB/s alone, %.0f MiB/s during the registration flood (%.0f%%); "
+         "tinyd had %u of at most %u clients, %llu served in all",
+         base, during, base > 0 ? 100 * during / base : 0, st.clients, st.clients_max,
+         (unsigned long long)st.clients_total);
+    ok(*sent >= 3000, "the flood registered thousands of times (%lu HELLOs)", *sent);
+    munmap((void *)sent, sizeof(*sent));
+    ok(r == 0 && st.clients <= st.clients_max && st.clients_total > st.clients_max,
+       "thousands of registrations: the client limit holds (%u <= %u)", st.clients, st.clients_max);
+    ok(base > 0 && during >= 0.25 * base,
+       "a connected client keeps at least a quarter of its throughput during the flood");
+    /* The registration queue is shared with the flood: a same-uid process
+     * can keep it full, so a new client may also time out meanwhile. */
+    ok(late_r == 0 || late_r == -EUSERS || late_r == -ETIMEDOUT,
+       "a new client during the flood is served, refused (EUSERS) or times out (%s)",
+       late_r ? strerror(-late_r) : "served");
+    tiny_disconnect(late);
+    for (int i = 0; i < 100; i++) {
+        if (tiny_stats(good, &st) == 0 && st.clients == 1)
+            break;
+        usleep(50000);
+    }
+    is_int(st.clients, 1, "the flood's clients are freed once it is killed");
+    for (int i = 0; i < 40; i++) {
+        if (msgctl(regq, IPC_STAT, &ds) == 0 && ds.__msg_cbytes <= ds.msg_qbytes / 2)
+            break;
+        usleep(50000);
+    }
+    diag("registration queue after the flood: %lu messages, %lu of %lu bytes",
+         (unsigned long)ds.msg_qnum, (unsigned long)ds.__msg_cbytes, (unsigned long)ds.msg_qbytes);
+    ok(ds.__msg_cbytes <= ds.msg_qbytes / 2,
+       "uncollected WELCOMEs of the flood do not clog the registration queue for good");
+    late = NULL;
+    r = tiny_connect(&late, NULL);
+    ok(r == 0, "after the flood a new client connects (%d)", r);
+    if (r == 0)
+        still_serving(late, "(the new client) after the flood");
+    tiny_disconnect(late);
+}
+
+/* --- another uid ------------------------------------------------------------ */
+
+static void other_uid(void)
+{
+    struct hconn h;
+    int fd[2], res[4] = {0};
+    pid_t pid;
+
+    if (geteuid() != 0) {
+        ok(1, "# SKIP another uid needs root");
+        return;
+    }
+    if (!ok(hello(TINY_PROTO_VERSION, 1, 4096, 0, &h, false) == 0, "a client to spy on"))
+        return;
+    if (pipe(fd) < 0)
+        return;
+    pid = fork();
+    if (pid == 0) {
+        struct tiny_msg m;
+        void *p;
+
+        close(fd[0]);
+        if (setgroups(0, NULL) < 0 || setgid(65534) < 0 || setuid(65534) < 0)
+            _exit(1);
+        tiny_msg_init(&m, TINY_MTYPE_DAEMON, TINY_MSG_HELLO);
+        res[0] = msgsnd(regq, &m, TINY_MSG_SIZE, IPC_NOWAIT) < 0 ? errno : 0;
+        res[1] = msgrcv(h.qid, &m, TINY_MSG_SIZE, 0, IPC_NOWAIT) < 0 ? errno : 0;
+        p = shmat(h.shmid, NULL, 0);
+        res[2] = p == (void *)-1 ? errno : 0;
+        res[3] = shmctl(h.shmid, IPC_RMID, NULL) < 0 ? errno : 0;
+        if (write(fd[1], res, sizeof(res)) != (ssize_t)sizeof(res))
+            _exit(1);
+        _exit(0);
+    }
+    close(fd[1]);
+    if (read(fd[0], res, sizeof(res)) != (ssize_t)sizeof(res))
+        res[0] = res[1] = res[2] = res[3] = -1;
+    close(fd[0]);
+    waitpid(pid, NULL, 0);
+    diag("uid 65534 tried: HELLO on the registration queue, receiving on a private queue, "
+         "attaching and removing a segment");
+    is_int(res[0], EACCES, "another uid cannot send to the registration queue (EACCES)");
+    is_int(res[1], EACCES, "another uid cannot read a client's private queue (EACCES)");
+    is_int(res[2], EACCES, "another uid cannot attach a client's segment (EACCES)");
+    ok(res[3] == EPERM || res[3] == EACCES, "another uid cannot remove it (%s)", strerror(res[3]));
+    h.seg = shmat(h.shmid, NULL, 0);
+    ok(h.seg != (void *)-1, "the owner still can attach it");
+    if (h.seg != (void *)-1) {
+        shmctl(h.shmid, IPC_RMID, NULL);
+        tx(&h, TINY_MSG_BYE, 0, 0, 0, 0, 0, 0, 0, 0);
+        shmdt(h.seg);
+    }
 }
 
 int main(void)
@@ -321,6 +701,11 @@ int main(void)
     still_serving(good, "after bad requests");
     unanswerable();
     still_serving(good, "after unanswerable messages");
+    slot_changed_while_read(good);
+    never_collects(good);
+    registration_flood(good);
+    other_uid();
+    still_serving(good, "at the end");
     r = tiny_stats(good, &st);
     ok(r == 0 && st.clients == 1, "only the good client is left (%u clients)", st.clients);
     ok(st.errors > 0, "refused units are counted as errors (%llu)", (unsigned long long)st.errors);

@@ -360,7 +360,9 @@ static ssize_t fill_chunks(struct cli_stream *s, struct blk *k, const struct blk
         }
         if (s->bytes_in < TINY_STREAM_ID_LEN ||
             (!prev && memcmp(k->in, tiny_stream_id, TINY_STREAM_ID_LEN))) {
-            if (s->bytes_in && !memcmp(k->in, tiny_stream_id, s->bytes_in))
+            /* only a short input can be a prefix of the stream identifier */
+            if (s->bytes_in && s->bytes_in < TINY_STREAM_ID_LEN &&
+                !memcmp(k->in, tiny_stream_id, s->bytes_in))
                 goto truncated;
             fprintf(stderr, "tiny: %s: not in snappy framing format\n", s->in_name);
             return -EBADMSG;

@@ -144,6 +144,9 @@ static int stage_grow(struct unit *u, size_t len)
 static int put_out(struct unit *u, unsigned char *slot, size_t slot_size, const void *data,
                    size_t len)
 {
+    /* An empty staged output has no buffer yet: NULL + 0 is undefined. */
+    if (len == 0)
+        return 0;
     if (u->flags & TINY_UF_STAGED) {
         int r = stage_grow(u, len);
         if (r < 0)

@@ -1,7 +1,8 @@
 /*
  * reader.c - one thread per client receives its messages (SUBMIT, PIECE,
  * FETCH, STATS, BYE) from its private queue, validates every field before
- * use, and either answers at once or hands a complete unit to the
+ * use (the checks that need no client state are the pure functions of
+ * request.c), and either answers at once or hands a complete unit to the
  * scheduler.
  *
  * A client is untrusted: a request that can be answered (valid tag) but is
@@ -20,6 +21,7 @@
 #include "log.h"
 #include "reader.h"
 #include "registry.h"
+#include "request.h"
 #include "sched.h"
 #include "stats.h"
 
@@ -124,36 +126,11 @@ void unit_complete(struct client *c, struct unit *u, int status)
 
 static void on_submit(struct client *c, const struct tiny_msg_submit *s, uint64_t t)
 {
-    const uint32_t known = TINY_F_NO_STREAM_ID | TINY_F_CONTINUE | TINY_UF_FIRST | TINY_UF_STAGED;
     bool staged = s->flags & TINY_UF_STAGED;
-    struct unit tmp = {0}, *u;
+    struct unit *u;
     int r;
 
-    if (s->slot >= c->n_slots || s->op < TINY_OP_COMPRESS || s->op > TINY_OP_CHUNK_DECOMPRESS ||
-        (s->flags & ~known)) {
-        reject(c, s, -EINVAL, t);
-        return;
-    }
-    if (staged) {
-        if (s->in_off != 0 || s->in_len == 0) {
-            reject(c, s, -EINVAL, t);
-            return;
-        }
-        if (s->in_len > TINY_STAGE_MAX) {
-            reject(c, s, -E2BIG, t);
-            return;
-        }
-    } else if (s->in_off > c->slot_size || s->in_len > c->slot_size - s->in_off) {
-        {
-            reject(c, s, -EINVAL, t);
-            return;
-        }
-    }
-    tmp.op = s->op;
-    tmp.flags = s->flags;
-    tmp.in_len = s->in_len;
-    tmp.arg = s->arg;
-    r = codec_check(&tmp);
+    r = req_submit_check(s, c->n_slots, c->slot_size);
     if (r < 0) {
         reject(c, s, r, t);
         return;
@@ -188,10 +165,8 @@ static void on_submit(struct client *c, const struct tiny_msg_submit *s, uint64_
         }
         if (r < 0) {
             slot_release(c, u, true);
-            {
-                reject(c, s, r, t);
-                return;
-            }
+            reject(c, s, r, t);
+            return;
         }
         u->stage_in_cap = s->in_len;
         memcpy(u->stage_in, slot_ptr(c, s->slot), first);
@@ -235,13 +210,11 @@ static void on_piece(struct client *c, const struct tiny_msg_submit *s, uint64_t
         reject(c, s, -EINVAL, t);
         return;
     }
-    if (s->in_len == 0 || s->in_len > c->slot_size || s->in_len > u->in_len - u->stage_in_got) {
+    if (req_piece_check(s->in_len, c->slot_size, u->in_len, u->stage_in_got) < 0) {
         stage_free(u);
         slot_release(c, u, true);
-        {
-            reject(c, s, -EINVAL, t);
-            return;
-        }
+        reject(c, s, -EINVAL, t);
+        return;
     }
     memcpy(u->stage_in + u->stage_in_got, slot_ptr(c, s->slot), s->in_len);
     u->stage_in_got += s->in_len;
@@ -306,39 +279,36 @@ static void on_stats(struct client *c, const struct tiny_msg_submit *s, uint64_t
 static bool handle(struct client *c, const struct tiny_msg *m, long n, uint64_t t)
 {
     const struct tiny_msg_submit *s = &m->u.submit;
+    const char *why;
+    bool answer;
 
-    if (tiny_msg_check(m, n) < 0) {
-        if (n == (long)TINY_MSG_SIZE && s->tag < TINY_TAGS_MAX)
-            send_done(c, s->tag, s->seq, s->slot, -EPROTO, 0, 0, 0);
-        client_kill(c, n == (long)TINY_MSG_SIZE ? "protocol error: bad magic or version"
-                                                : "protocol error: bad message size");
-        return false;
-    }
-    if (m->hdr.type == TINY_MSG_BYE) {
+    switch (req_classify(m, n, &answer, &why)) {
+    case REQ_BYE:
         client_kill(c, "disconnected");
         return false;
-    }
-    if (s->tag >= TINY_TAGS_MAX) {
-        client_kill(c, "protocol error: bad tag");
+    case REQ_DROP:
+        if (answer)
+            send_done(c, s->tag, s->seq, s->slot, -EPROTO, 0, 0, 0);
+        client_kill(c, why);
         return false;
+    case REQ_SERVE:
+        break;
     }
     switch (m->hdr.type) {
     case TINY_MSG_SUBMIT:
         on_submit(c, s, t);
-        return true;
+        break;
     case TINY_MSG_PIECE:
         on_piece(c, s, t);
-        return true;
+        break;
     case TINY_MSG_FETCH:
         on_fetch(c, s, t);
-        return true;
+        break;
     case TINY_MSG_STATS:
         on_stats(c, s, t);
-        return true;
+        break;
     }
-    send_done(c, s->tag, s->seq, s->slot, -EPROTO, 0, 0, 0);
-    client_kill(c, "protocol error: unexpected message type");
-    return false;
+    return true;
 }
 
 void *reader_main(void *arg)

@@ -16,7 +16,9 @@
  *
  * The reaper also frees every TINY_REAP_INTERVAL_MS the clients whose
  * process has exited, that detached their segment, or that did not attach
- * within TINY_ATTACH_TIMEOUT_MS.
+ * within TINY_ATTACH_TIMEOUT_MS, and removes the WELCOMEs (granted or
+ * refused) that nobody collected, so that HELLOs with reply types nobody
+ * reads cannot fill the registration queue for good.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -66,6 +68,20 @@ static atomic_bool stopping;
 
 static pthread_mutex_t mem_mu = PTHREAD_MUTEX_INITIALIZER;
 static uint64_t mem_used;
+
+/* WELCOMEs refusing a client, which nobody may ever collect: a flood of
+ * HELLOs with reply types nobody reads would otherwise fill the
+ * registration queue for good. Once the queue is half full, the reaper
+ * removes those still there after REFUSED_TTL_MS (a live client polls for
+ * its WELCOME every few ms). */
+#define REFUSED_MAX    4096
+#define REFUSED_TTL_MS 500
+static pthread_mutex_t refused_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+    long mtype;
+    uint64_t t;
+} refused[REFUSED_MAX];
+static unsigned refused_head, refused_n;
 
 static pthread_mutex_t reap_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t reap_cv;
@@ -396,6 +412,42 @@ fail_mem:
     return r;
 }
 
+static void refused_add(long mtype)
+{
+    pthread_mutex_lock(&refused_mu);
+    if (refused_n == REFUSED_MAX) { /* the oldest is dropped from the list */
+        refused_head = (refused_head + 1) % REFUSED_MAX;
+        refused_n--;
+    }
+    refused[(refused_head + refused_n) % REFUSED_MAX].mtype = mtype;
+    refused[(refused_head + refused_n) % REFUSED_MAX].t = now_ns();
+    refused_n++;
+    pthread_mutex_unlock(&refused_mu);
+}
+
+/* Removes the refusing WELCOMEs older than REFUSED_TTL_MS still queued,
+ * when the registration queue is more than half full: only then, because
+ * a refused client that asks again within the TTL on the same reply type
+ * might otherwise lose its new WELCOME. */
+static void refused_purge(void)
+{
+    uint64_t limit = now_ns() - (uint64_t)REFUSED_TTL_MS * 1000000u;
+    struct msqid_ds ds;
+    union rxbuf rx;
+
+    if (msgctl(regq, IPC_STAT, &ds) < 0 || ds.__msg_cbytes <= ds.msg_qbytes / 2)
+        return;
+    pthread_mutex_lock(&refused_mu);
+    while (refused_n && refused[refused_head].t < limit) {
+        /* The oldest message of that type: the stale one, if still there. */
+        (void)msgrcv(regq, &rx.raw, sizeof(rx.raw.body), refused[refused_head].mtype,
+                     IPC_NOWAIT | MSG_NOERROR);
+        refused_head = (refused_head + 1) % REFUSED_MAX;
+        refused_n--;
+    }
+    pthread_mutex_unlock(&refused_mu);
+}
+
 static void on_hello(const struct tiny_msg *m, long n)
 {
     const struct tiny_msg_hello *h = &m->u.hello;
@@ -433,7 +485,12 @@ static void on_hello(const struct tiny_msg *m, long n)
     } else {
         tlog(LOG_INFO, "refused client pid %d: %s", (int)h->pid, errstr(-status));
     }
-    while (msgsnd(regq, &w, TINY_MSG_SIZE, IPC_NOWAIT) < 0) {
+    for (;;) {
+        if (msgsnd(regq, &w, TINY_MSG_SIZE, IPC_NOWAIT) == 0) {
+            if (!c)
+                refused_add(w.mtype);
+            break;
+        }
         if (errno == EINTR)
             continue;
         tlog(LOG_WARNING, "cannot answer pid %d: %s", (int)h->pid, errstr(errno));
@@ -527,6 +584,7 @@ static void reap(void)
         client_kill(victims[i], why[i]);
         client_unref(victims[i]);
     }
+    refused_purge();
     bury_dead();
 }
 

@@ -1,0 +1,167 @@
+/*
+ * mkseeds.c - writes the seed corpora of the fuzz targets from tests/data:
+ * framed streams, single chunks and raw snappy streams of pieces of every
+ * corpus file, the malformed baddata*.snappy as they are and framed, tinyfs
+ * stored files, and SUBMIT messages of every op.
+ *
+ *   mkseeds DATA_DIR OUT_DIR   (writes OUT_DIR/{codec,request,tinyfs_format}/)
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <snappy-c.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "../../tinyfs/tinyfs.h"
+#include "format.h"
+#include "tiny_proto.h"
+
+static const char *out_dir;
+static unsigned n_written;
+
+static void put(const char *target, const char *name, const void *a, size_t na, const void *b,
+                size_t nb)
+{
+    char path[4096];
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/%s/%s", out_dir, target, name);
+    f = fopen(path, "wb");
+    if (!f) {
+        fprintf(stderr, "mkseeds: cannot write %s: %s\n", path, strerror(errno));
+        exit(1);
+    }
+    fwrite(a, 1, na, f);
+    fwrite(b, 1, nb, f);
+    fclose(f);
+    n_written++;
+}
+
+/* One framed data chunk of @len <= 64 KiB bytes; returns its length. */
+static size_t chunk(unsigned char *out, const unsigned char *in, size_t len, int raw)
+{
+    size_t n = TINY_CHUNK_BODY_MAX;
+
+    tiny_put_le32(out + 4, tiny_crc32c_masked(in, len));
+    if (!raw && snappy_compress((const char *)in, len, (char *)out + 8, &n) == SNAPPY_OK &&
+        n < len) {
+        out[0] = TINY_CHUNK_COMPRESSED;
+        tiny_put_le24(out + 1, (uint32_t)(n + 4));
+        return n + 8;
+    }
+    out[0] = TINY_CHUNK_UNCOMPRESSED;
+    tiny_put_le24(out + 1, (uint32_t)(len + 4));
+    memcpy(out + 8, in, len);
+    return len + 8;
+}
+
+static void seeds_of(const char *name, const unsigned char *d, size_t n)
+{
+    static unsigned char buf[1u << 20], stored[5 * TFS_SLOT + TFS_HDR_LEN];
+    unsigned char sel[2], msg[TINY_MSG_SIZE + 2];
+    struct tiny_msg m;
+    size_t len, pos, take;
+    char nm[512];
+
+    /* a framed stream of up to 160 KiB, in-slot (64 KiB slot) and staged */
+    memcpy(buf, tiny_stream_id, TINY_STREAM_ID_LEN);
+    len = TINY_STREAM_ID_LEN;
+    for (pos = 0; pos < n && pos < (160u << 10); pos += take) {
+        take = n - pos < TINY_CHUNK_MAX ? n - pos : TINY_CHUNK_MAX;
+        len += chunk(buf + len, d + pos, take, 0);
+    }
+    sel[0] = 4, sel[1] = 7;
+    snprintf(nm, sizeof(nm), "%s.frame", name);
+    put("codec", nm, sel, 2, buf, len);
+    sel[0] = 4 | 8;
+    snprintf(nm, sizeof(nm), "%s.frame-staged", name);
+    put("codec", nm, sel, 2, buf, len);
+    /* its first chunk alone */
+    sel[0] = 1, sel[1] = 4;
+    snprintf(nm, sizeof(nm), "%s.chunk", name);
+    put("codec", nm, sel, 2, buf + TINY_STREAM_ID_LEN, 8 + tiny_get_le24(buf + 11) - 4);
+    /* the whole file as raw snappy when it is a unit, or as it is */
+    len = sizeof(buf);
+    take = n < (200u << 10) ? n : (200u << 10);
+    if (strstr(name, ".snappy")) {
+        memcpy(buf, d, n < sizeof(buf) ? n : sizeof(buf));
+        len = n < sizeof(buf) ? n : sizeof(buf);
+    } else if (snappy_compress((const char *)d, take, (char *)buf, &len) != SNAPPY_OK) {
+        return;
+    }
+    sel[0] = 2 | 8, sel[1] = 0;
+    snprintf(nm, sizeof(nm), "%s.raw", name);
+    put("codec", nm, sel, 2, buf, len);
+
+    /* a SUBMIT of every op on slot 0 of 16 KiB slots, input at offset 0 */
+    for (unsigned op = TINY_OP_COMPRESS; op <= TINY_OP_CHUNK_DECOMPRESS; op++) {
+        size_t in = n < 4096 ? n : 4096;
+        tiny_msg_init(&m, TINY_MTYPE_DAEMON, TINY_MSG_SUBMIT);
+        m.u.submit.tag = 1;
+        m.u.submit.op = op;
+        m.u.submit.flags = TINY_UF_FIRST | (op & 1 ? TINY_UF_STAGED : 0);
+        m.u.submit.in_len = in;
+        m.u.submit.arg = op == TINY_OP_COMPRESS ? in : 0;
+        msg[0] = 1, msg[1] = 2;
+        memcpy(msg + 2, (char *)&m + sizeof(long), TINY_MSG_SIZE);
+        snprintf(nm, sizeof(nm), "%s.op%u", name, op);
+        put("request", nm, msg, sizeof(msg), d, in);
+    }
+
+    /* a tinyfs stored file of up to 4 chunks, compressed and not */
+    tfs_header_build(stored);
+    len = TFS_HDR_LEN;
+    take = n < 4 * TFS_CHUNK - 100 ? n : 4 * TFS_CHUNK - 100;
+    for (pos = 0; pos < take; pos += TFS_CHUNK) {
+        uint32_t clen = tfs_chunk_len(pos / TFS_CHUNK, take);
+        size_t rec = chunk(stored + len, d + pos, clen, (pos / TFS_CHUNK) & 1);
+        tfs_pad_build(stored + len + rec, rec, clen);
+        len += clen + TFS_SLOT_EXTRA;
+    }
+    snprintf(nm, sizeof(nm), "%s.stored", name);
+    put("tinyfs_format", nm, stored, len, NULL, 0);
+}
+
+int main(int argc, char **argv)
+{
+    static unsigned char d[1u << 20];
+    const char *sub[] = {"codec", "request", "tinyfs_format"};
+    char path[4096];
+    struct dirent *e;
+    DIR *dir;
+
+    if (argc != 3) {
+        fprintf(stderr, "usage: mkseeds DATA_DIR OUT_DIR\n");
+        return 2;
+    }
+    out_dir = argv[2];
+    mkdir(out_dir, 0755);
+    for (int i = 0; i < 3; i++) {
+        snprintf(path, sizeof(path), "%s/%s", out_dir, sub[i]);
+        mkdir(path, 0755);
+    }
+    dir = opendir(argv[1]);
+    if (!dir) {
+        fprintf(stderr, "mkseeds: cannot open %s: %s\n", argv[1], strerror(errno));
+        return 1;
+    }
+    while ((e = readdir(dir))) {
+        size_t n;
+        FILE *f;
+
+        if (e->d_name[0] == '.' || strstr(e->d_name, ".md"))
+            continue;
+        snprintf(path, sizeof(path), "%s/%s", argv[1], e->d_name);
+        f = fopen(path, "rb");
+        if (!f)
+            continue;
+        n = fread(d, 1, sizeof(d), f);
+        fclose(f);
+        seeds_of(e->d_name, d, n);
+    }
+    closedir(dir);
+    printf("mkseeds: %u seeds in %s\n", n_written, out_dir);
+    return 0;
+}
