@@ -16,11 +16,14 @@
 #include "tiny.h"
 #include "tiny_proto.h"
 
-/* Units one request keeps in flight at most: min(n_slots, this). Four is
- * enough to keep two workers busy and the client copying while tinyd
- * computes, and leaves the other half of a default 8-slot segment to a
- * second thread sharing the connection. */
-#define TINY_REQ_INFLIGHT 4u
+/* Units one request keeps in flight at most: min(n_slots, this). Two
+ * running and up to six queued, so that the workers still find work while
+ * the client, woken late (a wake-up on an idle vCPU costs ~20 us), copies
+ * out the oldest unit and cuts the next ones: 8 measured ~8 % faster than 4
+ * for raw DECOMPRESS. A second thread sharing the connection still gets
+ * slots: a request with a unit in flight takes no more while another thread
+ * waits for one (req.c). */
+#define TINY_REQ_INFLIGHT 8u
 
 /* Output a unit of a large request aims for: four 64 KiB steps. */
 #define TINY_UNIT_TARGET (256u << 10)

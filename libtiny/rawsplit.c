@@ -15,6 +15,18 @@
  * copied out. A literal longer than a unit's budget is split, each part
  * getting a fresh literal header.
  *
+ * The walk costs about half as much as decoding, and for a blocking call it
+ * runs on the caller's thread while tinyd's workers decode, so it must be
+ * lean: walk_fast() skips whole elements with only the per-element work the
+ * cut needs (input length, output length, how far a copy reaches back),
+ * leaving every rare case (a literal with length bytes, the element that
+ * crosses a 64 KiB mark or a budget, the last bytes of the input) to the
+ * careful per-element loop. Its critical path is one load and one add per
+ * element: the input length of every tag in a small window is computed
+ * ahead, 16 tags at a time, so the next element's position never waits for
+ * its tag to be decoded. Offset 0 is not checked here: tinyd's snappy
+ * rejects it.
+ *
  * The segment list (struct tiny_src) describing where a unit's bytes come
  * from lives here too: every op uses it to copy a unit into its slot.
  */
@@ -184,6 +196,119 @@ struct cut {
     uint64_t hist;
 };
 
+/* Tags looked at ahead per window: small, because a long literal jumps out
+ * of it and the rest of the window was computed for nothing. */
+#define WALK_WIN 256
+
+/* Input bytes of the element whose tag is @t; 0 for a literal whose length
+ * is in 1-4 extra bytes. */
+static unsigned tag_len(unsigned t)
+{
+    static const unsigned char copy_len[4] = {0, 2, 3, 5};
+
+    if (t & 3)
+        return copy_len[t & 3];
+    return (t >> 2) < 60 ? (t >> 2) + 2 : 0;
+}
+
+#if defined(__GNUC__) || defined(__clang__)
+typedef unsigned char walk_v16 __attribute__((vector_size(16)));
+#endif
+
+/* tag_len() of each of the @n bytes at @in, as if each began an element. */
+static void tag_lens(const unsigned char *in, size_t n, unsigned char *len)
+{
+    size_t i = 0;
+
+#if defined(__GNUC__) || defined(__clang__)
+    for (; i + 16 <= n; i += 16) {
+        walk_v16 t, ty, lit, copy, is_lit, r;
+
+        memcpy(&t, in + i, 16);
+        ty = t & 3;
+        is_lit = (walk_v16)(ty == 0);
+        lit = ((t >> 2) + 2) & ~(walk_v16)((t >> 2) >= 60);
+        copy = 2 + ((walk_v16)(ty >= 2) & 1) + ((walk_v16)(ty == 3) & 2);
+        r = (lit & is_lit) | (copy & ~is_lit);
+        memcpy(len + i, &r, 16);
+    }
+#endif
+    for (; i < n; i++)
+        len[i] = (unsigned char)tag_len(in[i]);
+}
+
+struct walk {
+    size_t p;
+    uint64_t o;
+    int64_t need; /* most any copy so far reaches before the unit's start */
+};
+
+/*
+ * Skips whole elements from w->p (output offset w->o in the unit) while
+ * their output ends at most at @olim and their input at most at @plim
+ * (<= in_len). Stops before the first element it cannot take; the caller's
+ * careful loop takes that one. Corrupt data only stops it early.
+ */
+static void walk_fast(const unsigned char *in, size_t plim, uint64_t olim, struct walk *w)
+{
+    static const uint32_t mask[5] = {0, 0xff, 0xffff, 0xffffff, 0xffffffff};
+    static const uint32_t off_mask[4] = {0, 0xff, 0xffff, 0xffffffff};
+    unsigned char len[WALK_WIN];
+    size_t p = w->p;
+    uint64_t o = w->o;
+    int64_t need = w->need;
+
+    /* Below pstop, the tag and 4 more bytes are readable and a copy fits. */
+    while (plim >= 5 && p < plim - 4) {
+        size_t base = p, n = plim - 4 - p, q = 0, q0 = 0;
+        uint64_t o0 = o;
+
+        if (n > WALK_WIN)
+            n = WALK_WIN;
+        tag_lens(in + base, n, len);
+        while (q < n) {
+            const unsigned char *e = in + base + q;
+            unsigned t = e[0], ty = t & 3;
+            uint32_t x = tiny_get_le32(e + 1);
+            size_t l = len[q];
+            /* Masks, not conditions: the element kinds follow no pattern a
+             * branch predictor could learn. */
+            uint64_t one = (uint64_t)0 - (ty == 1);
+            uint64_t ol = (((t >> 2) + 1) & ~one) | ((4 + ((t >> 2) & 7)) & one);
+            uint64_t off = (x & off_mask[ty]) | (((uint64_t)(t >> 5) << 8) & one);
+            int64_t d = (int64_t)off - (int64_t)o;
+
+            if (l == 0) {
+                unsigned k = (t >> 2) - 59;
+
+                ol = (uint64_t)(x & mask[k]) + 1;
+                if (o + ol > olim)
+                    break; /* before l, which could overflow */
+                l = 1 + k + (size_t)ol;
+            }
+            if (o + ol > olim)
+                break;
+            need = d > need ? d : need;
+            q0 = q;
+            o0 = o;
+            q += l;
+            o += ol;
+        }
+        p = base + q;
+        if (p > plim) {
+            /* Only a literal jumps that far, and only as the window's last. */
+            p = base + q0;
+            o = o0;
+            break;
+        }
+        if (q < n)
+            break;
+    }
+    w->p = p;
+    w->o = o;
+    w->need = need;
+}
+
 int tiny_rawsplit_next(struct tiny_rawsplit *rs, struct tiny_rawunit *u)
 {
     const uint64_t S = rs->out;
@@ -225,6 +350,30 @@ int tiny_rawsplit_next(struct tiny_rawsplit *rs, struct tiny_rawunit *u)
         struct elem e = {0};
         int r;
 
+        if (p + 5 <= rs->in_len && (o == 0 || (S + o) % BLOCK != 0)) {
+            /* Up to the next 64 KiB mark, where the careful loop records
+             * the aligned cut. */
+            uint64_t lim = rs->total - S, mark = o + BLOCK - (S + o) % BLOCK;
+            size_t plim = rs->in_len;
+            struct walk w = {p, o, 0};
+
+            if (lim > rs->out_budget)
+                lim = rs->out_budget;
+            if (lim > mark)
+                lim = mark;
+            if (ein > rs->in_budget)
+                plim = p;
+            else if (rs->in_budget - ein < plim - p)
+                plim = p + (rs->in_budget - ein);
+            walk_fast(rs->in, plim, lim, &w);
+            if (w.need > (int64_t)S)
+                return -EBADMSG; /* a copy reaching before the stream */
+            if (w.need > (int64_t)hist)
+                hist = (uint64_t)w.need;
+            ein += w.p - p;
+            p = w.p;
+            o = w.o;
+        }
         last = (struct cut){p, o, hist};
         if (o > 0 && (S + o) % BLOCK == 0) {
             aligned = last;
@@ -241,7 +390,7 @@ int tiny_rawsplit_next(struct tiny_rawsplit *rs, struct tiny_rawunit *u)
             return r;
         if (S + o + e.out_len > rs->total)
             return -EBADMSG;
-        if (!e.lit && (e.off == 0 || e.off > S + o))
+        if (!e.lit && e.off > S + o)
             return -EBADMSG;
         if (o + e.out_len > rs->out_budget || ein + e.in_len > rs->in_budget) {
             if (have_aligned) {

@@ -79,8 +79,9 @@ static void fifo_remove(struct client *c, struct unit *u)
 }
 
 /* Runs one step of @u with context @ci; called without the lock, by a
- * thread holding a reference to @c. */
-static void execute(unsigned ci, struct client *c, struct unit *u)
+ * thread holding a reference to @c. @again: the caller is a worker that
+ * looks for the next step itself right after. */
+static void execute(unsigned ci, struct client *c, struct unit *u, bool again)
 {
     int r = codec_step(&ctxs[ci], u, c->seg + (size_t)u->slot * c->slot_size, c->slot_size);
     bool done = false;
@@ -98,7 +99,12 @@ static void execute(unsigned ci, struct client *c, struct unit *u)
         fifo_remove(c, u);
         done = true;
     }
-    if (runnable && n_free)
+    /* A worker that stepped a unit not yet complete takes the next step
+     * itself (often that unit's, whose data is in its cache): wake another
+     * only for work beyond that step, or it wakes up to find nothing. A
+     * completed unit is answered first, which may take a while. */
+    again = again && !done;
+    if (runnable > (unsigned)again && n_free > (unsigned)again)
         pthread_cond_signal(&cv);
     pthread_mutex_unlock(&mu);
     if (done)
@@ -137,7 +143,7 @@ static void *worker_main(void *arg)
         start_step(c, u);
         client_ref(c);
         pthread_mutex_unlock(&mu);
-        execute(ci, c, u);
+        execute(ci, c, u, true);
         client_unref(c);
         pthread_mutex_lock(&mu);
     }
@@ -261,7 +267,7 @@ void sched_submit(struct client *c, struct unit *u)
         ci = free_ctx[--n_free];
         start_step(c, u);
         pthread_mutex_unlock(&mu);
-        execute(ci, c, u);
+        execute(ci, c, u, false);
         return;
     }
     pthread_cond_signal(&cv);

@@ -48,13 +48,20 @@ snappy=$(dpkg-query -W -f='${Version}' libsnappy1v5 2>/dev/null || echo unknown)
     echo "Method: each figure is the median of $REPS repetitions ($((REPS * 5)) for the short corpus runs). Throughput is uncompressed bytes per"
     echo "second (MB = 10^6 bytes). \"In-process snappy\" is snappy-c called in the measuring thread on"
     echo "the same data: whole buffers for the single-client rows, the same 16 MiB pieces one after"
-    echo "the other for the parallel rows. The mixed input is ${MIB} MiB of generated text, binary"
+    echo "the other for the parallel rows. The two client processes each time their own work, from"
+    echo "the common start to their last reply (their disconnect and exit are not timed). The machine"
+    echo "check row runs in-process snappy in two threads, without tinyd: it is the ceiling of the"
+    echo "parallel rows on this machine during this run (2.0x on two idle cores; near 1.0x means other"
+    echo "work held the second core, and every parallel figure is then meaningless)."
+    echo "The mixed input is ${MIB} MiB of generated text, binary"
     echo "tables, random bytes, runs and near/far repeats (tests/util.h). The 4 KiB rows compare"
     echo "tinyd's round trip with a budget: snappy's in-process time for the same 4 KiB plus 1.2 x the"
     echo "round trip of one protocol-sized message between two processes over System V queues,"
     echo "measured in the same run; there the ratio is tinyd / budget, so lower is better."
     echo
     echo "$table"
+    echo
+    cat tests/bench/analysis.md
 } >"$OUT"
 echo "$table"
 echo
