@@ -114,6 +114,20 @@ int main(int argc, char **argv)
            "its snappy preamble must state the chunk length");
     }
 
+    {
+        /* what tinyfs stores when tinyd is unavailable */
+        size_t n;
+
+        for (uint32_t k = 0; k < 5000; k++)
+            data[k] = (unsigned char)(k * 7 + k / 13);
+        n = tfs_raw_record(data, 5000, slot);
+        tfs_pad_build(slot + n, n, 5000);
+        ok(n == 5008 && tfs_record_check(slot, n, 5000) == 0 &&
+               tfs_slot_parse(slot, 5000 + TFS_SLOT_EXTRA, 5000, out, &raw) == 5008 && raw &&
+               memcmp(out, data, 5000) == 0,
+           "tfs_raw_record builds a valid uncompressed chunk");
+    }
+
     if (argc == 3) {
         /* 3 chunks: 64 KiB, 64 KiB, 1234 bytes */
         FILE *st = fopen(argv[1], "wb"), *lg = fopen(argv[2], "wb");

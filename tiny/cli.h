@@ -35,6 +35,12 @@ int cli_decompress(tiny_conn *conn, struct cli_stream *s);
  * negative errno (message printed). */
 int cli_stats(tiny_conn *conn, int json);
 
+/* cli_fsck, cli_du - `tiny fsck` (fsck.c) and `tiny du` (du.c): parse their
+ * own options from @argv (the command name removed) and return the exit
+ * status. */
+int cli_fsck(int argc, char **argv);
+int cli_du(int argc, char **argv);
+
 /* A lowercase strerror() for a positive or negative errno. Not thread-safe. */
 const char *cli_errstr(int err);
 

@@ -380,6 +380,8 @@ static void usage(FILE *f)
           "       tiny compress [OPTION]... [FILE]...\n"
           "       tiny decompress [OPTION]... [FILE.sz]...\n"
           "       tiny stats [--json] [-D DIR]\n"
+          "       tiny fsck [--repair] [-q] [-v] [-D DIR] STORE...\n"
+          "       tiny du [-s] PATH...\n"
           "Compress or decompress FILEs in the snappy framing format (.sz) through tinyd.\n"
           "With no FILE, or when FILE is -, read standard input.\n"
           "\n"
@@ -460,6 +462,11 @@ int main(int argc, char **argv)
         memmove(&argv[optind], &argv[optind + 1], (size_t)(argc - optind) * sizeof(*argv));
         argc--;
         opt.decompress = !strcmp(cmd, "decompress");
+        /* commands with options of their own */
+        if (!strcmp(cmd, "fsck"))
+            return cli_fsck(argc, argv);
+        if (!strcmp(cmd, "du"))
+            return cli_du(argc, argv);
     }
     opterr = 1;
     optind = 0;
@@ -528,10 +535,6 @@ int main(int argc, char **argv)
     }
     if (opt.json && (!cmd || strcmp(cmd, "stats"))) {
         fprintf(stderr, "tiny: --json applies to 'tiny stats' only\n");
-        return EXIT_ERR;
-    }
-    if (cmd && (!strcmp(cmd, "du") || !strcmp(cmd, "fsck"))) {
-        fprintf(stderr, "tiny: %s: not implemented yet\n", cmd);
         return EXIT_ERR;
     }
     if (cmd && !strcmp(cmd, "stats")) {

@@ -7,6 +7,12 @@
  * again, starting tinyd if needed, and the failed request is run again; the
  * dead connection is kept until unmount because other threads may still
  * hold requests of it.
+ *
+ * When tinyd cannot be reached or started, the filesystem keeps going:
+ * compression fails at once (at most one connection attempt every
+ * RETRY_MS) and file.c stores the chunk uncompressed; decompression retries
+ * for up to wait_ms since tinyd went away, then fails, and reads of that
+ * chunk get EIO. Both transitions are logged once.
  */
 #include <errno.h>
 #include <limits.h>
@@ -15,18 +21,23 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "format.h"
 #include "tinyfs.h"
 
-#define DEAD_MAX 16
+#define DEAD_MAX 64
+#define RETRY_MS 200 /* between connection attempts while tinyd is away */
 
 static pthread_mutex_t conn_lock = PTHREAD_MUTEX_INITIALIZER;
 static tiny_conn *conn;
 static tiny_conn *dead[DEAD_MAX];
 static unsigned n_dead;
 static char tinyd_path[PATH_MAX];
+static unsigned wait_ms = 10000;
+static int64_t down_since; /* when tinyd went away (ms), 0 while it answers */
+static int64_t last_try;   /* last connection attempt while it is away */
 
 static pthread_once_t zero_once = PTHREAD_ONCE_INIT;
 static unsigned char zero_data[TFS_CHUNK];
@@ -141,17 +152,15 @@ int tfs_codec_ensure_daemon(const char *argv0)
     return 0;
 }
 
+static int try_connect_locked(tiny_conn *old);
+
 int tfs_codec_init(void)
 {
     int rc;
 
     pthread_mutex_lock(&conn_lock);
-    rc = connect_now(&conn);
-    if (rc == -ECONNREFUSED && start_tinyd() == 0)
-        rc = connect_now(&conn);
+    rc = try_connect_locked(NULL);
     pthread_mutex_unlock(&conn_lock);
-    if (rc < 0)
-        tfs_log("cannot connect to tinyd: %s", tiny_strerror(rc));
     return rc;
 }
 
@@ -176,39 +185,101 @@ static tiny_conn *get_conn(void)
     return c;
 }
 
-/* Replaces the connection @old after it failed with -ECONNRESET. */
-static int reconnect(tiny_conn *old)
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void tfs_codec_set_wait(unsigned ms)
+{
+    wait_ms = ms;
+}
+
+/* Under conn_lock: one attempt to replace the dead or missing connection. */
+static int try_connect_locked(tiny_conn *old)
 {
     tiny_conn *c = NULL;
-    int rc = 0;
+    int rc = connect_now(&c);
+
+    if ((rc == -ECONNREFUSED || rc == -ENOENT) && start_tinyd() == 0)
+        rc = connect_now(&c);
+    last_try = now_ms();
+    if (old && conn == old) {
+        if (n_dead < DEAD_MAX)
+            dead[n_dead++] = old;
+        conn = NULL; /* never handed out again */
+    }
+    if (rc < 0) {
+        if (!down_since) {
+            down_since = last_try;
+            tfs_log("tinyd is unavailable (%s): new chunks are stored uncompressed and reads of "
+                    "compressed chunks wait up to %u ms for it",
+                    tiny_strerror(rc), wait_ms);
+        }
+        return rc;
+    }
+    conn = c;
+    if (down_since)
+        tfs_log("tinyd is back after %lld ms", (long long)(last_try - down_since));
+    else if (old)
+        tfs_log("reconnected to tinyd");
+    down_since = 0;
+    return 0;
+}
+
+/* Replaces the connection @old after it failed with -ECONNRESET. @patient:
+ * keep trying until wait_ms after tinyd went away (reads); otherwise one
+ * attempt at most every RETRY_MS (writes, which can do without tinyd). */
+static int reconnect(tiny_conn *old, int patient)
+{
+    int rc;
 
     pthread_mutex_lock(&conn_lock);
-    if (conn == old || !conn) {
-        rc = connect_now(&c);
-        if (rc == -ECONNREFUSED && start_tinyd() == 0)
-            rc = connect_now(&c);
-        if (rc == 0) {
-            if (old && n_dead < DEAD_MAX)
-                dead[n_dead++] = old;
-            conn = c;
-            tfs_log("reconnected to tinyd");
-        } else {
-            tfs_log("cannot reconnect to tinyd: %s", tiny_strerror(rc));
+    for (int first = 1;; first = 0) {
+        int64_t t = now_ms();
+
+        if (conn && conn != old) {
+            rc = 0; /* another thread did it */
+            break;
         }
+        /* a read always tries once: tinyd may just have come back */
+        if (!down_since || t - last_try >= RETRY_MS || (patient && first)) {
+            rc = try_connect_locked(old);
+            if (rc == 0)
+                break;
+            t = now_ms();
+        } else {
+            rc = -ECONNRESET;
+        }
+        if (!patient || t - down_since >= (int64_t)wait_ms)
+            break;
+        pthread_mutex_unlock(&conn_lock);
+        usleep(RETRY_MS * 1000 / 2);
+        pthread_mutex_lock(&conn_lock);
     }
     pthread_mutex_unlock(&conn_lock);
     return rc;
 }
 
+static int dead_conn(ssize_t r)
+{
+    return r == -ECONNRESET || r == -EIDRM;
+}
+
 static ssize_t run(int op, const void *in, size_t len, void *out, size_t cap)
 {
+    int patient = op == TINY_OP_CHUNK_DECOMPRESS;
+
     for (int tries = 0;; tries++) {
         tiny_conn *c = get_conn();
         ssize_t r = c ? tiny_run(c, op, 0, in, len, out, cap) : -ECONNRESET;
 
-        if ((r != -ECONNRESET && r != -EIDRM) || tries >= 2)
+        if (!dead_conn(r) || tries >= 8)
             return r;
-        if (reconnect(c) < 0)
+        if (reconnect(c, patient) < 0)
             return r;
     }
 }
@@ -233,7 +304,7 @@ ssize_t tfs_compress_wait(tiny_req *req, const void *in, size_t len, void *out, 
 {
     ssize_t r = req ? tiny_wait(req) : -ECONNRESET;
 
-    if (r == -ECONNRESET || r == -EIDRM)
+    if (dead_conn(r))
         r = tfs_compress(in, len, out, cap);
     return r;
 }
@@ -259,7 +330,7 @@ ssize_t tfs_decompress_wait(tiny_req *req, const void *rec, size_t rec_len, void
 {
     ssize_t r = req ? tiny_wait(req) : -ECONNRESET;
 
-    if (r == -ECONNRESET || r == -EIDRM)
+    if (dead_conn(r))
         r = tfs_decompress(rec, rec_len, out, cap);
     return r;
 }
@@ -283,8 +354,8 @@ ssize_t tfs_zero_record(uint32_t len, const unsigned char **rec, unsigned char *
         }
     }
     r = tfs_compress(zero_data, len, scratch, TFS_OUT_CAP);
-    if (r >= 0 && tfs_record_check(scratch, (size_t)r, len) < 0)
-        r = -EPROTO;
+    if (r < 0 || tfs_record_check(scratch, (size_t)r, len) < 0)
+        r = (ssize_t)tfs_raw_record(zero_data, len, scratch); /* without tinyd */
     *rec = scratch;
     return r;
 }

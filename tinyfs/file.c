@@ -33,6 +33,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "format.h"
 #include "tinyfs.h"
 
 #define NENT 16
@@ -64,7 +65,8 @@ struct tfs_file {
     uint64_t valid_n;  /* slots valid in the store */
     uint32_t last_len; /* stored length of chunk valid_n - 1 */
     uint64_t stored_len;
-    int err; /* deferred write-back error, reported at flush */
+    int err;  /* deferred write-back error, reported at flush */
+    int torn; /* opened with a torn end that could not be cut back */
     uint64_t tick, seq;
     uint64_t next_off;      /* where a sequential reader reads next */
     unsigned char *scratch; /* one slot */
@@ -78,7 +80,7 @@ static struct tfs_file *reg;
 
 static int pwrite_all(int fd, const struct iovec *iov, int n, uint64_t off)
 {
-    struct iovec v[2];
+    struct iovec v[3];
     size_t total = 0, done = 0;
 
     for (int i = 0; i < n; i++) {
@@ -124,10 +126,7 @@ static ssize_t pread_full(int fd, void *buf, size_t len, uint64_t off)
     return (ssize_t)done;
 }
 
-/* Writes a record and its padding header to slot @idx, zero-filling any gap
- * after the valid slots first. */
-static int write_slot(struct tfs_file *f, uint64_t idx, const unsigned char *rec, size_t rec_len,
-                      uint32_t clen);
+static const unsigned char zeros[TFS_SLOT];
 
 static int ensure_scratch(struct tfs_file *f)
 {
@@ -136,58 +135,190 @@ static int ensure_scratch(struct tfs_file *f)
     return f->scratch ? 0 : -ENOMEM;
 }
 
-static int zero_fill(struct tfs_file *f, uint64_t upto)
+/* Reserves the blocks of [off, off + len) without changing the size, so that
+ * a full disk fails the write before any stored byte has changed. */
+static int reserve(struct tfs_file *f, uint64_t off, uint64_t len)
 {
-    int rc = ensure_scratch(f);
-
-    while (rc == 0 && f->valid_n < upto) {
-        const unsigned char *rec;
-        ssize_t r = tfs_zero_record(TFS_CHUNK, &rec, f->scratch);
-
-        if (r < 0)
-            return (int)r;
-        rc = write_slot(f, f->valid_n, rec, (size_t)r, TFS_CHUNK);
-    }
-    return rc;
+    if (fallocate(f->fd, FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len) == 0)
+        return 0;
+    return errno == EOPNOTSUPP || errno == ENOSYS ? 0 : -errno;
 }
 
-static int write_slot(struct tfs_file *f, uint64_t idx, const unsigned char *rec, size_t rec_len,
-                      uint32_t clen)
+/* Gives back the blocks of [a, b) of a slot's padding (best effort). */
+static void punch(struct tfs_file *f, uint64_t a, uint64_t b)
 {
-    unsigned char pad[4];
-    uint64_t off = tfs_slot_off(idx), end;
+    a = (a + 4095) & ~4095ull;
+    b &= ~4095ull;
+    if (b > a && b <= f->stored_len)
+        fallocate(f->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)a, (off_t)(b - a));
+}
+
+/* Drops the slots from @idx on (whole slots: slot idx - 1 must be full). */
+static int drop_slots(struct tfs_file *f, uint64_t idx)
+{
+    uint64_t len = tfs_slot_off(idx);
+
+    if (ftruncate(f->fd, (off_t)len) < 0)
+        return -errno;
+    f->stored_len = len;
+    f->valid_n = idx;
+    f->last_len = idx ? TFS_CHUNK : 0;
+    return 0;
+}
+
+/* Appends slot valid_n (the stored file ends with a full slot, or the
+ * header): the record and padding header in one write, then the file is
+ * extended over the padding body, a hole. A failed write is undone, so the
+ * stored file is always its previous valid stream or the longer one. */
+static int append_slot(struct tfs_file *f, const unsigned char *rec, size_t rec_len, uint32_t clen)
+{
+    uint64_t off = tfs_slot_off(f->valid_n), end = off + clen + TFS_SLOT_EXTRA;
+    unsigned char pad[TINY_CHUNK_HDR];
     struct iovec iov[2];
     int rc;
 
-    if (idx > f->valid_n) {
-        rc = zero_fill(f, idx);
-        if (rc < 0)
-            return rc;
+    if (f->stored_len != off) {
+        tfs_log("%s: stored length %llu, expected %llu before chunk %llu", f->name,
+                (unsigned long long)f->stored_len, (unsigned long long)off,
+                (unsigned long long)f->valid_n);
+        return -EIO;
     }
     tfs_pad_build(pad, rec_len, clen);
     iov[0] = (struct iovec){(void *)rec, rec_len};
     iov[1] = (struct iovec){pad, sizeof(pad)};
     rc = pwrite_all(f->fd, iov, 2, off);
+    if (rc == 0 && ftruncate(f->fd, (off_t)end) < 0)
+        rc = -errno;
+    if (rc < 0) {
+        if (ftruncate(f->fd, (off_t)off) < 0)
+            tfs_log("%s: cannot undo a failed write of chunk %llu: %s", f->name,
+                    (unsigned long long)f->valid_n, strerror(errno));
+        return rc;
+    }
+    f->stored_len = end;
+    f->valid_n++;
+    f->last_len = clen;
+    return 0;
+}
+
+/* Rewrites slot @idx (< valid_n) in place, its length unchanged, or longer
+ * when it is the last one: one write of the record, the padding header and,
+ * when the slot grows, zeros up to its new end (so the file never ends inside
+ * a chunk); then the padding body becomes a hole again. */
+static int rewrite_slot(struct tfs_file *f, uint64_t idx, const unsigned char *rec, size_t rec_len,
+                        uint32_t clen)
+{
+    uint64_t off = tfs_slot_off(idx), end = off + clen + TFS_SLOT_EXTRA;
+    uint64_t head = off + rec_len + TINY_CHUNK_HDR;
+    unsigned char pad[TINY_CHUNK_HDR];
+    struct iovec iov[3];
+    int n = 2, rc;
+
+    rc = reserve(f, off, end > f->stored_len ? end - off : rec_len + TINY_CHUNK_HDR);
     if (rc < 0)
         return rc;
-    end = off + rec_len + sizeof(pad);
-    if (idx < f->valid_n) {
-        /* give back the blocks the previous, longer record used */
-        uint64_t slot_end = off + clen + TFS_SLOT_EXTRA;
-        uint64_t a = (end + 4095) & ~4095ull, b = slot_end & ~4095ull;
-
-        if (b > a && b <= f->stored_len)
-            fallocate(f->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)a, (off_t)(b - a));
-    }
-    if (idx >= f->valid_n) {
-        f->valid_n = idx + 1;
-        f->last_len = clen;
-    } else if (idx == f->valid_n - 1) {
-        f->last_len = clen;
-    }
+    tfs_pad_build(pad, rec_len, clen);
+    iov[0] = (struct iovec){(void *)rec, rec_len};
+    iov[1] = (struct iovec){pad, sizeof(pad)};
+    if (end > f->stored_len)
+        iov[n++] = (struct iovec){(void *)zeros, end - head};
+    rc = pwrite_all(f->fd, iov, n, off);
+    if (rc < 0)
+        return rc;
     if (end > f->stored_len)
         f->stored_len = end;
+    if (idx == f->valid_n - 1)
+        f->last_len = clen;
+    punch(f, head, end);
     return 0;
+}
+
+static struct entry *find(struct tfs_file *f, uint64_t idx);
+static void finish_load(struct entry *e);
+static void writeback_failed(struct tfs_file *f, struct entry *e);
+static void submit(struct tfs_file *f, struct entry *e);
+static int complete(struct tfs_file *f, struct entry *e);
+static int load(struct tfs_file *f, struct entry *e, uint64_t idx);
+
+/* The last stored slot holds a partial chunk that the logical file has
+ * outgrown: writes it back full before anything is stored after it. */
+static int fill_last(struct tfs_file *f)
+{
+    uint64_t j = f->valid_n - 1;
+    struct entry *e = find(f, j), tmp = {0};
+    ssize_t r;
+    int rc;
+
+    if (e && (e->state == E_DIRTY || e->state == E_BUSY) && e->len == TFS_CHUNK) {
+        if (e->state == E_DIRTY)
+            submit(f, e);
+        return complete(f, e);
+    }
+    /* not cached (an earlier write-back failed): its stored bytes, then zeros */
+    tmp.buf = malloc(TFS_CHUNK + TFS_OUT_CAP);
+    if (!tmp.buf)
+        return -ENOMEM;
+    rc = load(f, &tmp, j);
+    if (rc == 0) {
+        r = tfs_compress(tmp.buf, TFS_CHUNK, tmp.buf + TFS_CHUNK, TFS_OUT_CAP);
+        if (r < 0 || tfs_record_check(tmp.buf + TFS_CHUNK, (size_t)r, TFS_CHUNK) < 0)
+            r = (ssize_t)tfs_raw_record(tmp.buf, TFS_CHUNK, tmp.buf + TFS_CHUNK);
+        rc = rewrite_slot(f, j, tmp.buf + TFS_CHUNK, (size_t)r, TFS_CHUNK);
+    }
+    free(tmp.buf);
+    return rc;
+}
+
+/* Stores every slot before @idx, in order: cached chunks waiting for
+ * write-back first, zero chunks for the holes. The stored file so stays a
+ * prefix of the logical file for a sequential writer. */
+static int fill_to(struct tfs_file *f, uint64_t idx)
+{
+    int rc = 0;
+
+    if (f->valid_n && f->last_len < TFS_CHUNK && idx >= f->valid_n) {
+        rc = fill_last(f);
+        if (rc == 0 && f->last_len < TFS_CHUNK)
+            rc = -EIO;
+    }
+    while (rc == 0 && f->valid_n < idx) {
+        uint64_t before = f->valid_n;
+        struct entry *e = find(f, before);
+
+        if (e && (e->state == E_DIRTY || e->state == E_BUSY)) {
+            if (e->state == E_DIRTY)
+                submit(f, e);
+            rc = complete(f, e);
+        } else {
+            const unsigned char *rec;
+            ssize_t r = ensure_scratch(f);
+
+            if (r == 0)
+                r = tfs_zero_record(TFS_CHUNK, &rec, f->scratch);
+            rc = r < 0 ? (int)r : append_slot(f, rec, (size_t)r, TFS_CHUNK);
+        }
+        if (rc == 0 && f->valid_n == before)
+            rc = -EIO;
+    }
+    return rc;
+}
+
+/* Writes a record to slot @idx, keeping the stored file a valid stream at
+ * every step (docs/format.md, "Crash safety"). */
+static int write_slot(struct tfs_file *f, uint64_t idx, const unsigned char *rec, size_t rec_len,
+                      uint32_t clen)
+{
+    int rc;
+
+    if (idx < f->valid_n) {
+        if (idx + 1 < f->valid_n || clen >= f->last_len)
+            return rewrite_slot(f, idx, rec, rec_len, clen);
+        /* the last chunk gets shorter: drop its slot, then append it */
+        rc = drop_slots(f, idx);
+        return rc < 0 ? rc : append_slot(f, rec, rec_len, clen);
+    }
+    rc = fill_to(f, idx);
+    return rc < 0 ? rc : append_slot(f, rec, rec_len, clen);
 }
 
 static int corrupt(struct tfs_file *f, uint64_t idx, const char *why)
@@ -247,7 +378,39 @@ static void submit(struct tfs_file *f, struct entry *e)
     e->state = E_BUSY;
 }
 
-/* Waits for a BUSY entry and writes its record; it becomes CLEAN. */
+/* A chunk could not be written back (a full disk); the error is reported by
+ * the next write or flush. The stored file is then the truth, so that no
+ * later write-back invents data: a chunk that could not be rewritten in place
+ * reads as it is stored; when the file could not grow, its logical size falls
+ * back to what is stored and the cached chunks beyond are dropped (else a
+ * later append would fill their slots with zeros). */
+static void writeback_failed(struct tfs_file *f, struct entry *e)
+{
+    uint64_t stored_size;
+
+    e->state = E_FREE;
+    if (e->idx < f->valid_n && (e->idx + 1 < f->valid_n || e->len == f->last_len))
+        return;
+    stored_size = f->valid_n ? (f->valid_n - 1) * TFS_CHUNK + f->last_len : 0;
+    for (int i = 0; i < NENT; i++) {
+        struct entry *x = &f->ent[i];
+
+        if (x->state == E_FREE || x->idx * TFS_CHUNK + x->len <= stored_size)
+            continue;
+        if (x->state == E_BUSY && x->req)
+            tiny_wait(x->req);
+        if (x->state == E_LOADING)
+            finish_load(x);
+        x->req = NULL;
+        x->state = E_FREE;
+    }
+    if (f->size > stored_size)
+        f->size = stored_size;
+}
+
+/* Waits for a BUSY entry and writes its record; it becomes CLEAN, or FREE
+ * when the write failed. Without tinyd the chunk is stored uncompressed:
+ * still a valid stream, never an error. */
 static int complete(struct tfs_file *f, struct entry *e)
 {
     unsigned char *out = e->buf + TFS_CHUNK;
@@ -256,20 +419,16 @@ static int complete(struct tfs_file *f, struct entry *e)
 
     e->req = NULL;
     e->state = E_CLEAN;
-    if (r >= 0 && tfs_record_check(out, (size_t)r, e->len) < 0)
-        r = -EPROTO;
-    if (r < 0) {
-        tfs_log("%s: cannot compress chunk %llu: %s", f->name, (unsigned long long)e->idx,
-                tiny_strerror((int)r));
-        rc = -EIO;
-    } else {
-        rc = write_slot(f, e->idx, out, (size_t)r, e->len);
-        if (rc < 0)
-            tfs_log("%s: cannot write chunk %llu: %s", f->name, (unsigned long long)e->idx,
-                    strerror(-rc));
+    if (r < 0 || tfs_record_check(out, (size_t)r, e->len) < 0)
+        r = (ssize_t)tfs_raw_record(e->buf, e->len, out);
+    rc = write_slot(f, e->idx, out, (size_t)r, e->len);
+    if (rc < 0) {
+        tfs_log("%s: cannot write chunk %llu: %s", f->name, (unsigned long long)e->idx,
+                strerror(-rc));
+        if (!f->err)
+            f->err = rc;
+        writeback_failed(f, e);
     }
-    if (rc < 0 && !f->err)
-        f->err = rc;
     return rc;
 }
 
@@ -448,6 +607,8 @@ static int grow(struct tfs_file *f, uint64_t size)
         uint64_t k = f->size / TFS_CHUNK;
 
         rc = get_chunk(f, k, 1, 1, &e);
+        if (rc == 0 && f->err)
+            return 0; /* a write-back failed: the caller reports it */
         if (rc < 0)
             return rc;
         e->len = tfs_chunk_len(k, size);
@@ -464,32 +625,36 @@ static int flush_locked(struct tfs_file *f)
 
     if (f->plain)
         return 0;
-    for (int i = 0; i < NENT; i++)
-        if (f->ent[i].state == E_DIRTY)
-            submit(f, &f->ent[i]);
+    /* in chunk order, so the stored file grows as a prefix */
+    for (;;) {
+        struct entry *e = NULL;
+
+        for (int i = 0; i < NENT; i++)
+            if (f->ent[i].state == E_DIRTY && (!e || f->ent[i].idx < e->idx))
+                e = &f->ent[i];
+        if (!e)
+            break;
+        submit(f, e);
+    }
     complete_all(f);
     n = tfs_nchunks(f->size);
-    if (f->valid_n < n) {
+    if (!f->err && f->valid_n < n) {
+        /* the file was extended by truncate: zeros up to the logical size */
         unsigned char *scratch = malloc(TFS_OUT_CAP);
+        uint32_t clen = tfs_chunk_len(n - 1, f->size);
         const unsigned char *rec;
-        ssize_t r =
-            scratch ? tfs_zero_record(tfs_chunk_len(n - 1, f->size), &rec, scratch) : -ENOMEM;
+        ssize_t r = scratch ? tfs_zero_record(clen, &rec, scratch) : -ENOMEM;
 
-        if (r >= 0)
-            rc = write_slot(f, n - 1, rec, (size_t)r, tfs_chunk_len(n - 1, f->size));
-        else
-            rc = (int)r;
+        rc = r < 0 ? (int)r : write_slot(f, n - 1, rec, (size_t)r, clen);
         free(scratch);
         if (rc < 0 && !f->err)
             f->err = rc;
     }
     target = tfs_stored_len(f->size);
-    if (!f->err && f->stored_len != target) {
-        if (ftruncate(f->fd, (off_t)target) < 0) {
-            f->err = -errno;
-        } else {
-            f->stored_len = target;
-        }
+    if (!f->err && !f->torn && f->stored_len != target) {
+        tfs_log("%s: stored length %llu instead of %llu after write-back", f->name,
+                (unsigned long long)f->stored_len, (unsigned long long)target);
+        f->err = -EIO;
     }
     rc = f->err;
     f->err = 0;
@@ -534,30 +699,35 @@ static int truncate_locked(struct tfs_file *f, uint64_t size)
         if (rc < 0)
             return rc;
     } else if (size < f->size) {
-        uint64_t n = tfs_nchunks(size);
+        uint64_t n = tfs_nchunks(size), keep;
+        uint32_t len = (uint32_t)(size % TFS_CHUNK);
+        struct entry *e = NULL;
 
         for (int i = 0; i < NENT; i++) {
-            struct entry *e = &f->ent[i];
+            struct entry *x = &f->ent[i];
 
-            if (e->state != E_FREE && e->idx >= n) {
-                if (e->state == E_BUSY)
-                    complete(f, e);
-                if (e->state == E_LOADING)
-                    finish_load(e);
-                e->state = E_FREE;
+            if (x->state != E_FREE && x->idx >= n) {
+                if (x->state == E_BUSY)
+                    complete(f, x);
+                if (x->state == E_LOADING)
+                    finish_load(x);
+                x->state = E_FREE;
             }
         }
-        if (f->valid_n > n) {
-            f->valid_n = n;
-            f->last_len = n ? TFS_CHUNK : 0;
-        }
-        if (size % TFS_CHUNK) {
-            struct entry *e;
-            uint32_t len = (uint32_t)(size % TFS_CHUNK);
-
+        /* the new last chunk's bytes, before its slot goes */
+        if (len) {
             rc = get_chunk(f, n - 1, 1, 1, &e);
             if (rc < 0)
                 return rc;
+        }
+        /* whole slots go from the end: every step is a valid shorter stream */
+        keep = len ? n - 1 : n;
+        if (f->valid_n > keep) {
+            rc = drop_slots(f, keep);
+            if (rc < 0)
+                return rc;
+        }
+        if (e) {
             memset(e->buf + len, 0, TFS_CHUNK - len);
             e->len = len;
             e->state = E_DIRTY;
@@ -632,6 +802,12 @@ ssize_t tfs_file_write(struct tfs_file *f, const char *buf, size_t size, uint64_
     uint64_t end;
 
     pthread_mutex_lock(&f->lock);
+    if (f->err) {
+        /* a write-back failed (a full disk): report it now, once */
+        rc = f->err;
+        f->err = 0;
+        goto out;
+    }
     if (f->plain) {
         struct iovec iov = {(void *)buf, size};
         struct stat st;
@@ -652,6 +828,10 @@ ssize_t tfs_file_write(struct tfs_file *f, const char *buf, size_t size, uint64_
     end = off + size;
     if (end > f->size) {
         rc = grow(f, end);
+        if (rc == 0 && f->err) {
+            rc = f->err;
+            f->err = 0;
+        }
         if (rc < 0)
             goto out;
     }
@@ -664,6 +844,12 @@ ssize_t tfs_file_write(struct tfs_file *f, const char *buf, size_t size, uint64_
         struct entry *e;
         int r = get_chunk(f, idx, 1, !whole, &e);
 
+        if (r == 0 && f->err) {
+            /* a write-back failed meanwhile: stop here, report it */
+            r = f->err;
+            if (!done)
+                f->err = 0;
+        }
         if (r < 0) {
             rc = done ? (ssize_t)done : r;
             goto out;
@@ -727,6 +913,39 @@ int tfs_file_fstat(struct tfs_file *f, struct stat *st)
     return rc;
 }
 
+/* Whether the stored file ends inside its last slot, as when tinyfs was
+ * killed between the two steps of an append (or inside one write): the last
+ * slot's record or padding runs past the end of the file, or the length fits
+ * no logical size. *keep is then the end of the whole slots before it. A last
+ * slot with bad headers that fit is damage, not a torn end: fsck's business. */
+static int tail_torn(int fd, uint64_t stored, uint64_t *keep)
+{
+    unsigned char h[TINY_CHUNK_HDR];
+    uint64_t size, n, off, rec;
+
+    if (tfs_logical_size(stored, &size) < 0) {
+        *keep = tfs_slot_off(tfs_nchunks(size));
+        return 1;
+    }
+    n = tfs_nchunks(size);
+    if (n == 0)
+        return 0;
+    off = tfs_slot_off(n - 1);
+    *keep = off;
+    if (pread_full(fd, h, sizeof(h), off) != (ssize_t)sizeof(h))
+        return 1;
+    if (h[0] != TINY_CHUNK_COMPRESSED && h[0] != TINY_CHUNK_UNCOMPRESSED)
+        return 0;
+    rec = TINY_CHUNK_HDR + tiny_get_le24(h + 1);
+    if (off + rec + TINY_CHUNK_HDR > stored)
+        return 1;
+    if (pread_full(fd, h, sizeof(h), off + rec) != (ssize_t)sizeof(h))
+        return 1;
+    if (h[0] != TFS_PAD_TYPE)
+        return 0;
+    return off + rec + TINY_CHUNK_HDR + tiny_get_le24(h + 1) > stored;
+}
+
 /* Reads the header of a freshly opened stored file and sets up @f. */
 static int setup(struct tfs_file *f, int flags, const struct stat *st)
 {
@@ -746,9 +965,21 @@ static int setup(struct tfs_file *f, int flags, const struct stat *st)
     }
     f->stored_len = (uint64_t)st->st_size;
     if (kind == 1) {
-        if (tfs_logical_size(f->stored_len, &f->size) < 0)
-            tfs_log("%s: stored length %llu is torn; the last chunk may be unreadable", f->name,
-                    (unsigned long long)f->stored_len);
+        uint64_t keep;
+
+        if (tail_torn(f->fd, f->stored_len, &keep)) {
+            /* drop the torn end: the file is then a prefix of what was written */
+            if (f->rdwr && ftruncate(f->fd, (off_t)keep) == 0) {
+                tfs_log("%s: dropped a torn last chunk (stored length %llu -> %llu)", f->name,
+                        (unsigned long long)f->stored_len, (unsigned long long)keep);
+                f->stored_len = keep;
+            } else {
+                tfs_log("%s: stored length %llu is torn; the last chunk is unreadable", f->name,
+                        (unsigned long long)f->stored_len);
+                f->torn = 1;
+            }
+        }
+        tfs_logical_size(f->stored_len, &f->size);
         f->valid_n = tfs_nchunks(f->size);
         f->last_len = f->valid_n ? tfs_chunk_len(f->valid_n - 1, f->size) : 0;
         return 0;

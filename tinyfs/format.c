@@ -150,3 +150,12 @@ void tfs_pad_build(unsigned char *p, size_t rec_len, uint32_t clen)
     p[0] = TFS_PAD_TYPE;
     tiny_put_le24(p + 1, (uint32_t)(clen + TFS_SLOT_EXTRA - rec_len - TINY_CHUNK_HDR));
 }
+
+size_t tfs_raw_record(const void *in, uint32_t len, unsigned char *out)
+{
+    out[0] = TINY_CHUNK_UNCOMPRESSED;
+    tiny_put_le24(out + 1, len + TINY_CHUNK_CRC);
+    tiny_put_le32(out + TINY_CHUNK_HDR, tiny_crc32c_masked(in, len));
+    memcpy(out + TINY_CHUNK_HDR + TINY_CHUNK_CRC, in, len);
+    return (size_t)len + TINY_CHUNK_HDR + TINY_CHUNK_CRC;
+}

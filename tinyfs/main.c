@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <fuse.h>
 #include <fuse_lowlevel.h>
 #include <limits.h>
@@ -46,6 +47,7 @@ struct conf {
     char *store;
     int version;
     int help;
+    int tinyd_wait; /* seconds, -1: the default */
 };
 
 enum { KEY_HELP, KEY_VERSION };
@@ -55,6 +57,7 @@ static const struct fuse_opt opts[] = {
     FUSE_OPT_KEY("--help", KEY_HELP),
     FUSE_OPT_KEY("-V", KEY_VERSION),
     FUSE_OPT_KEY("--version", KEY_VERSION),
+    {"tinyd_wait=%d", offsetof(struct conf, tinyd_wait), 0},
     FUSE_OPT_END,
 };
 
@@ -85,7 +88,9 @@ static void usage(const char *prog)
     printf("usage: %s [options] STORE MOUNTPOINT\n\n"
            "Mounts STORE, a directory, at MOUNTPOINT: every regular file written through the\n"
            "mount is stored in STORE as a snappy framing-format stream compressed by tinyd.\n"
-           "A tinyd is started on the default run directory when none is running.\n\n",
+           "A tinyd is started on the default run directory when none is running.\n\n"
+           "    -o tinyd_wait=SECONDS  how long reads wait for an unavailable tinyd\n"
+           "                           before failing with EIO (default 10)\n\n",
            prog);
 }
 
@@ -95,7 +100,7 @@ int main(int argc, char *argv[])
     struct fuse_cmdline_opts o = {0};
     struct fuse_loop_config *lc = NULL;
     struct fuse *fuse = NULL;
-    struct conf c = {0};
+    struct conf c = {.tinyd_wait = -1};
     char *store = NULL, fsopt[PATH_MAX + 64];
     int rc = 1;
 
@@ -144,6 +149,8 @@ int main(int argc, char *argv[])
         goto out;
     }
     tfs_foreground = o.foreground;
+    if (c.tinyd_wait >= 0)
+        tfs_codec_set_wait(c.tinyd_wait > 86400 ? 86400000u : (unsigned)c.tinyd_wait * 1000u);
     if (tfs_codec_ensure_daemon(argv[0]) < 0)
         goto out;
     fuse = fuse_new(&args, &tfs_ops, sizeof(tfs_ops), NULL);

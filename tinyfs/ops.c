@@ -46,21 +46,63 @@ static struct tfs_file *F(struct fuse_file_info *fi)
     return (struct tfs_file *)(uintptr_t)fi->fh;
 }
 
-/* Gives a newly created object to the calling user (when we are root). */
-static void own(const char *path)
+/* The owner a newly created object gets when we are root: the calling user,
+ * and the group of a set-group-ID parent directory. 0 when nothing is to be
+ * done. */
+static int owner_for(const char *path, uid_t *uid, gid_t *gid)
 {
     struct fuse_context *ctx = fuse_get_context();
-    gid_t gid = ctx->gid;
     char parent[PATH_MAX];
     const char *r = rel(path), *slash = strrchr(r, '/');
     struct stat st;
 
     if (geteuid() != 0 || (ctx->uid == 0 && ctx->gid == 0))
-        return;
+        return 0;
+    *uid = ctx->uid;
+    *gid = ctx->gid;
     snprintf(parent, sizeof(parent), "%.*s", slash ? (int)(slash - r) : 1, slash ? r : ".");
     if (fstatat(tfs_store_fd, parent, &st, 0) == 0 && (st.st_mode & S_ISGID))
-        gid = st.st_gid;
-    fchownat(tfs_store_fd, r, ctx->uid, gid, AT_SYMLINK_NOFOLLOW);
+        *gid = st.st_gid;
+    return 1;
+}
+
+/* Gives a newly created object to the calling user (when we are root). */
+static void own(const char *path)
+{
+    uid_t uid;
+    gid_t gid;
+
+    if (owner_for(path, &uid, &gid))
+        fchownat(tfs_store_fd, rel(path), uid, gid, AT_SYMLINK_NOFOLLOW);
+}
+
+/* Creates the stored file @path holding the tinyfs header, in one step: an
+ * unnamed file (O_TMPFILE) gets the header and its owner, then its name. A
+ * crash so never leaves an empty stored file, which framing decoders reject.
+ * 0, -EEXIST, -EOPNOTSUPP when the store cannot do it, or -errno. */
+static int create_stored(const char *path, mode_t mode)
+{
+    const char *r = rel(path), *slash = strrchr(r, '/');
+    unsigned char hdr[TFS_HDR_LEN];
+    char parent[PATH_MAX], proc[64];
+    uid_t uid;
+    gid_t gid;
+    int fd, rc = 0;
+
+    snprintf(parent, sizeof(parent), "%.*s", slash ? (int)(slash - r) : 1, slash ? r : ".");
+    fd = openat(tfs_store_fd, parent, O_TMPFILE | O_WRONLY | O_CLOEXEC, mode & 07777);
+    if (fd < 0)
+        return errno == EISDIR || errno == EOPNOTSUPP || errno == EINVAL ? -EOPNOTSUPP : -errno;
+    tfs_header_build(hdr);
+    if (pwrite(fd, hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr))
+        rc = errno ? -errno : -EIO;
+    if (rc == 0 && owner_for(path, &uid, &gid))
+        fchown(fd, uid, gid);
+    snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+    if (rc == 0 && linkat(AT_FDCWD, proc, tfs_store_fd, r, AT_SYMLINK_FOLLOW) < 0)
+        rc = errno == ENOENT && access("/proc/self/fd", X_OK) < 0 ? -EOPNOTSUPP : -errno;
+    close(fd);
+    return rc;
 }
 
 static void *tfs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
@@ -272,18 +314,25 @@ static int tfs_open(const char *path, struct fuse_file_info *fi)
 
 static int tfs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 {
-    int fd = openat(tfs_store_fd, rel(path), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, mode);
     struct tfs_file *f;
-    int rc;
+    int fd, rc = create_stored(path, mode);
 
-    if (fd >= 0) {
-        own(path);
-    } else if (errno == EEXIST && !(fi->flags & O_EXCL)) {
-        fd = openat(tfs_store_fd, rel(path), O_WRONLY | O_CLOEXEC);
+    if (rc == -EEXIST && (fi->flags & O_EXCL))
+        return rc;
+    if (rc < 0 && rc != -EEXIST) {
+        if (rc != -EOPNOTSUPP)
+            return rc;
+        /* no O_TMPFILE: an empty file, made a tinyfs file when opened */
+        fd = openat(tfs_store_fd, rel(path), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, mode);
+        if (fd >= 0) {
+            own(path);
+        } else if (errno == EEXIST && !(fi->flags & O_EXCL)) {
+            fd = openat(tfs_store_fd, rel(path), O_WRONLY | O_CLOEXEC);
+        }
+        if (fd < 0)
+            return -errno;
+        close(fd);
     }
-    if (fd < 0)
-        return -errno;
-    close(fd);
     rc = tfs_file_open(tfs_store_fd, rel(path), fi->flags & ~(O_CREAT | O_EXCL), 1, &f);
     if (rc < 0)
         return rc;

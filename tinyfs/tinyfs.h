@@ -74,6 +74,10 @@ int tfs_slot_parse(const unsigned char *s, size_t n, uint32_t clen, unsigned cha
  * @rec_len bytes in the slot of a chunk of @clen logical bytes. */
 void tfs_pad_build(unsigned char *p, size_t rec_len, uint32_t clen);
 
+/* Writes into @out (>= @len + 8 bytes) the uncompressed data chunk of the
+ * @len bytes at @in, as stored when tinyd is unavailable; returns its length. */
+size_t tfs_raw_record(const void *in, uint32_t len, unsigned char *out);
+
 /* Checks that a framed data chunk produced for @clen bytes is well formed:
  * 0 or -EBADMSG. */
 int tfs_record_check(const unsigned char *rec, size_t rec_len, uint32_t clen);
@@ -83,6 +87,8 @@ int tfs_record_check(const unsigned char *rec, size_t rec_len, uint32_t clen);
 /* Starts tinyd if none answers on the default run directory. 0 or -errno;
  * prints its own diagnostics to stderr. Called before mounting. */
 int tfs_codec_ensure_daemon(const char *argv0);
+/* How long a read waits for tinyd to come back before failing with EIO. */
+void tfs_codec_set_wait(unsigned ms);
 /* Connects (in the filesystem process, after daemonizing). */
 int tfs_codec_init(void);
 void tfs_codec_fini(void);
