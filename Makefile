@@ -6,6 +6,7 @@
 #   make install         install under $(DESTDIR)$(PREFIX)
 #   make SANITIZE=address,undefined test    the same under sanitizers, in build-san/
 #   make SANITIZE=thread test-tsan          libtiny's threaded tests under TSan
+#   make fuzz            libFuzzer targets, a short run of each (docs/fuzzing.md)
 
 PREFIX  ?= /usr/local
 BINDIR  ?= $(PREFIX)/bin
@@ -27,6 +28,9 @@ ifdef SANITIZE
 O       ?= build-san
 CFLAGS  += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer
 LDFLAGS += -fsanitize=$(SANITIZE)
+# UBSan only prints by default, often into a daemon's closed stderr: make
+# every finding fatal so that the tests see it.
+export UBSAN_OPTIONS ?= halt_on_error=1:print_stacktrace=1
 else
 O       ?= build
 endif
@@ -50,7 +54,7 @@ BENCH_SRC := $(wildcard tests/bench/*.c)
 LIB_OBJ   := $(LIB_SRC:%.c=$(O)/obj/%.pic.o)
 LIB_SOBJ  := $(LIB_SRC:%.c=$(O)/obj/%.o)
 TINYD_OBJ := $(TINYD_SRC:%.c=$(O)/obj/%.o) $(O)/obj/libtiny/format.o
-TINY_OBJ  := $(TINY_SRC:%.c=$(O)/obj/%.o)
+TINY_OBJ  := $(TINY_SRC:%.c=$(O)/obj/%.o) $(O)/obj/tinyfs/format.o
 FS_OBJ    := $(FS_SRC:%.c=$(O)/obj/%.o)
 
 LIBSO   := $(O)/libtiny.so.$(SOVERSION)
@@ -69,7 +73,11 @@ MAN8 := $(wildcard docs/man/*.8)
 DEB_PKGS := build-essential pkg-config libsnappy-dev libisal-dev libfuse3-dev fuse3 \
 	python3 python3-snappy valgrind clang sqlite3 rsync git procps
 
-all: $(LIBSO) $(LIBA) $(TINYD) $(TINY) $(TINYFS) $(TESTS) $(BENCHES)
+# The fuzz targets again, with $(CC) and a plain main() (tests/fuzz/replay.c),
+# so that make test replays the inputs that once failed under any build.
+REPLAYS := $(O)/tests/replay_codec $(O)/tests/replay_request $(O)/tests/replay_tinyfs_format
+
+all: $(LIBSO) $(LIBA) $(TINYD) $(TINY) $(TINYFS) $(TESTS) $(BENCHES) $(REPLAYS)
 
 # Objects live under $(O)/obj/ so that $(O)/tinyd, $(O)/tiny and $(O)/tinyfs can be
 # the programs, not directories of objects.
@@ -110,6 +118,15 @@ $(O)/tinyfs: $(FS_OBJ) $(LIBA)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(FUSE_LIBS) -lisal $(LDLIBS)
 
 $(O)/tests/%: $(O)/obj/tests/%.o $(LIBA)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ -lsnappy -lisal $(LDLIBS)
+
+$(O)/tests/replay_codec: $(O)/obj/tests/fuzz/fuzz_codec.o $(O)/obj/tinyd/codec.o
+$(O)/tests/replay_request: $(O)/obj/tests/fuzz/fuzz_request.o $(O)/obj/tinyd/request.o \
+	$(O)/obj/tinyd/codec.o
+$(O)/tests/replay_tinyfs_format: $(O)/obj/tests/fuzz/fuzz_tinyfs_format.o $(O)/obj/tinyfs/format.o
+$(REPLAYS): $(O)/obj/tests/fuzz/replay.o $(O)/obj/libtiny/format.o
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ -lsnappy -lisal $(LDLIBS)
@@ -167,6 +184,32 @@ test-tsan:
 	$(Q)$(MAKE) --no-print-directory SANITIZE=thread O=build-tsan all
 	$(Q)TINY_BUILD=$(CURDIR)/build-tsan prove -f tests/30-concurrency.t
 
+# libFuzzer targets (tests/fuzz/, docs/fuzzing.md), built with clang into build-fuzz/:
+#   make fuzz [FUZZ_TIME=20]   seeds from tests/data, replays tests/fuzz/regress/,
+#                              then fuzzes each target for FUZZ_TIME seconds
+FUZZ_CC    ?= clang
+FUZZ_TIME  ?= 20
+FUZZ_O     ?= build-fuzz
+FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+	-std=c11 -D_GNU_SOURCE -Wall -Wextra -Ilibtiny -pthread
+FUZZERS    := $(FUZZ_O)/fuzz_codec $(FUZZ_O)/fuzz_request $(FUZZ_O)/fuzz_tinyfs_format
+
+$(FUZZ_O)/fuzz_codec: tests/fuzz/fuzz_codec.c tinyd/codec.c libtiny/format.c
+$(FUZZ_O)/fuzz_request: tests/fuzz/fuzz_request.c tinyd/request.c tinyd/codec.c libtiny/format.c
+$(FUZZ_O)/fuzz_tinyfs_format: tests/fuzz/fuzz_tinyfs_format.c tinyfs/format.c libtiny/format.c
+$(FUZZERS): tests/fuzz/stubs.h tinyd/codec.h tinyd/request.h libtiny/format.h tinyfs/tinyfs.h
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  FUZZ    $@")
+	$(Q)$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $(filter %.c,$^) -lsnappy -lisal
+
+$(FUZZ_O)/mkseeds: tests/fuzz/mkseeds.c tinyfs/format.c libtiny/format.c
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) -O2 -std=c11 -D_GNU_SOURCE -Wall -Wextra -Ilibtiny -o $@ $^ -lsnappy -lisal
+
+fuzz: $(FUZZERS) $(FUZZ_O)/mkseeds
+	$(Q)tests/fuzz/run.sh $(FUZZ_O) $(FUZZ_TIME)
+
 bench: all
 	$(Q)TINY_BUILD=$(CURDIR)/$(O) tests/bench/run.sh
 
@@ -191,7 +234,7 @@ install: $(LIBSO) $(LIBA) $(TINYD) $(TINY) $(TINYFS)
 	$(if $(MAN8),install -m 644 $(MAN8) $(DESTDIR)$(MANDIR)/man8/)
 
 clean:
-	rm -rf build build-san build-tsan
+	rm -rf build build-san build-tsan $(FUZZ_O)
 
 # Keep the objects of the test programs (chained pattern rules would delete them).
 .SECONDARY:
