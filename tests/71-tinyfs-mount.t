@@ -38,19 +38,7 @@ umount_fs() {
 # pydecode STORED ORIG...: python3-snappy decodes each stored file to ORIG.
 pydecode() {
     $PY - "$@" <<'EOF'
-import sys, snappy.snappy as s
-T = []
-for i in range(256):
-    c = i
-    for _ in range(8):
-        c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
-    T.append(c)
-def crc32c(data):
-    c = 0xffffffff
-    for b in data:
-        c = T[(c ^ b) & 0xff] ^ (c >> 8)
-    return c ^ 0xffffffff
-s._crc32c = crc32c  # Debian 12's compiled one is broken on Python 3.11
+import sys, snappy_compat, snappy.snappy as s
 bad = 0
 args = sys.argv[1:]
 for i in range(0, len(args), 2):

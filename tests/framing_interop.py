@@ -9,8 +9,7 @@
                                            skippable chunks, a repeated stream
                                            identifier (concatenation)
 
-Debian 12's compiled snappy._crc32c is broken on Python 3.11, so the module's
-CRC-32C is replaced by a pure-Python one (table driven, fine for a few MiB).
+snappy_compat replaces python3-snappy's CRC-32C, broken on Debian 12's Python 3.11.
 Exit status: 0 on success, 1 when python3-snappy rejects the input.
 """
 import io
@@ -18,36 +17,8 @@ import struct
 import sys
 
 import snappy
-import snappy.snappy as snappy_impl
-
-
-def _table():
-    t = []
-    for i in range(256):
-        c = i
-        for _ in range(8):
-            c = (c >> 1) ^ (0x82F63B78 if c & 1 else 0)
-        t.append(c)
-    return t
-
-
-_T = _table()
-
-
-def crc32c(data):
-    c = 0xFFFFFFFF
-    t = _T
-    for b in data:
-        c = t[(c ^ b) & 0xFF] ^ (c >> 8)
-    return c ^ 0xFFFFFFFF
-
-
-snappy_impl._crc32c = crc32c
-
-
-def masked(data):
-    c = crc32c(data)
-    return (((c >> 15) | (c << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+import snappy_compat  # noqa: F401  (patches the CRC-32C)
+from snappy_compat import masked
 
 
 def chunk(kind, body):
