@@ -7,33 +7,10 @@
 # daemon mode, starting tinyd when none runs.
 . "$(dirname "$0")/lib.sh"
 
-[ -c /dev/fuse ] || skip_all "/dev/fuse is missing"
-command -v fusermount3 >/dev/null || skip_all "fusermount3 is missing"
 need_build tinyfs tinyd tests/tinyfs_ops
 
 PY=/usr/bin/python3
-STORE=$TMP_DIR/store
-MNT=$TMP_DIR/mnt
-LOG=$TMP_DIR/tinyfs.log
-FS_PID=
-mkdir -p "$STORE" "$MNT"
-cleanup_add "fusermount3 -u -z '$MNT'"
-
-is_mounted() {
-    grep -q " $1 fuse" /proc/mounts
-}
-
-# mount_fs [OPTIONS...]: tinyfs -f STORE MNT in the background.
-mount_fs() {
-    "$TINY_BUILD/tinyfs" -f "$@" "$STORE" "$MNT" 2>>"$LOG" &
-    FS_PID=$!
-    wait_until 10000 is_mounted "$MNT"
-}
-
-umount_fs() {
-    fusermount3 -u "$MNT" || return 1
-    wait "$FS_PID"
-}
+fs_init
 
 # pydecode STORED ORIG...: python3-snappy decodes each stored file to ORIG.
 pydecode() {

@@ -6,27 +6,13 @@
 # remount and a final comparison, and python3-snappy decoding the results.
 . "$(dirname "$0")/lib.sh"
 
-[ -c /dev/fuse ] || skip_all "/dev/fuse is missing"
-command -v fusermount3 >/dev/null || skip_all "fusermount3 is missing"
 need_build tinyfs tinyd tests/tinyfs_fsx
 
-STORE=$TMP_DIR/store
-MNT=$TMP_DIR/mnt
+fs_init
 REF=$TMP_DIR/ref
-LOG=$TMP_DIR/tinyfs.log
 OPS=${TINYFS_FSX_OPS:-6000}
 SEEDS="1 2 3 4 5 6"
-mkdir -p "$STORE" "$MNT" "$REF"
-cleanup_add "fusermount3 -u -z '$MNT'"
-
-is_mounted() {
-    grep -q " $1 fuse" /proc/mounts
-}
-mount_fs() {
-    "$TINY_BUILD/tinyfs" -f "$STORE" "$MNT" 2>>"$LOG" &
-    FS_PID=$!
-    wait_until 10000 is_mounted "$MNT"
-}
+mkdir -p "$REF"
 
 start_tinyd_or_bail
 ipc_snapshot

@@ -7,31 +7,13 @@
 # and everything reads again once a tinyd is back.
 . "$(dirname "$0")/lib.sh"
 
-[ -c /dev/fuse ] || skip_all "/dev/fuse is missing"
-command -v fusermount3 >/dev/null || skip_all "fusermount3 is missing"
 need_build tinyfs tinyd tiny
 
-STORE=$TMP_DIR/store
-MNT=$TMP_DIR/mnt
-LOG=$TMP_DIR/tinyfs.log
+fs_init
 GEN=$TMP_DIR/gen
-FS_PID=
-mkdir -p "$STORE" "$MNT"
-cleanup_add "fusermount3 -u -z '$MNT'"
 # tinyds that tinyfs started (not in lib.sh's list)
 cleanup_add 'for p in $(cat "$TMP_DIR"/*/tinyd.pid 2>/dev/null); do kill -9 $p; done'
 
-is_mounted() {
-    grep -q " $1 fuse" /proc/mounts
-}
-mount_fs() {
-    "$FS_BIN" -f "$@" "$STORE" "$MNT" 2>>"$LOG" &
-    FS_PID=$!
-    wait_until 10000 is_mounted "$MNT"
-}
-umount_fs() {
-    fusermount3 -u "$MNT" && wait "$FS_PID"
-}
 tinyd_pid() {
     cat "$TINYD_DIR/tinyd.pid" 2>/dev/null
 }

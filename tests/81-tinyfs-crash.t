@@ -7,26 +7,11 @@
 # fdatasync: data and size survive a kill -9 that follows them.
 . "$(dirname "$0")/lib.sh"
 
-[ -c /dev/fuse ] || skip_all "/dev/fuse is missing"
-command -v fusermount3 >/dev/null || skip_all "fusermount3 is missing"
 need_build tinyfs tinyd tiny
 
 PY=/usr/bin/python3
-STORE=$TMP_DIR/store
-MNT=$TMP_DIR/mnt
-LOG=$TMP_DIR/tinyfs.log
-FS_PID=
-mkdir -p "$STORE" "$MNT"
-cleanup_add "fusermount3 -u -z '$MNT'"
+fs_init
 
-is_mounted() {
-    grep -q " $1 fuse" /proc/mounts
-}
-mount_fs() {
-    "$TINY_BUILD/tinyfs" -f "$STORE" "$MNT" 2>>"$LOG" &
-    FS_PID=$!
-    wait_until 10000 is_mounted "$MNT"
-}
 # crash: kill -9 of tinyfs, lazy unmount, remount.
 crash_and_remount() {
     kill -9 "$FS_PID"

@@ -5,30 +5,14 @@
 # stored file stays valid (tiny fsck), and all works again once space is freed.
 . "$(dirname "$0")/lib.sh"
 
-[ -c /dev/fuse ] || skip_all "/dev/fuse is missing"
-command -v fusermount3 >/dev/null || skip_all "fusermount3 is missing"
 [ "$(id -u)" = 0 ] || skip_all "mounting a small tmpfs needs root"
 need_build tinyfs tinyd tiny
 
 SMALL=$TMP_DIR/small
-STORE=$SMALL/store
-MNT=$TMP_DIR/mnt
-LOG=$TMP_DIR/tinyfs.log
-FS_PID=
-mkdir -p "$SMALL" "$MNT"
+mkdir -p "$SMALL"
 mount -t tmpfs -o size=8m tinytest "$SMALL" || skip_all "cannot mount a tmpfs"
 cleanup_add "umount -l '$SMALL'"
-cleanup_add "fusermount3 -u -z '$MNT'"
-mkdir "$STORE"
-
-is_mounted() {
-    grep -q " $1 fuse" /proc/mounts
-}
-mount_fs() {
-    "$TINY_BUILD/tinyfs" -f "$STORE" "$MNT" 2>>"$LOG" &
-    FS_PID=$!
-    wait_until 10000 is_mounted "$MNT"
-}
+fs_init "$SMALL/store"
 
 start_tinyd_or_bail
 ipc_snapshot

@@ -6,29 +6,11 @@
 # 4, 8; the progress bar on a terminal; du through the mount and on the store.
 . "$(dirname "$0")/lib.sh"
 
-[ -c /dev/fuse ] || skip_all "/dev/fuse is missing"
-command -v fusermount3 >/dev/null || skip_all "fusermount3 is missing"
 need_build tinyfs tinyd tiny
 
-STORE=$TMP_DIR/store
-MNT=$TMP_DIR/mnt
-LOG=$TMP_DIR/tinyfs.log
+fs_init
 TINY=$TINY_BUILD/tiny
-FS_PID=
-mkdir -p "$STORE" "$MNT"
-cleanup_add "fusermount3 -u -z '$MNT'"
 
-is_mounted() {
-    grep -q " $1 fuse" /proc/mounts
-}
-mount_fs() {
-    "$TINY_BUILD/tinyfs" -f "$STORE" "$MNT" 2>>"$LOG" &
-    FS_PID=$!
-    wait_until 10000 is_mounted "$MNT"
-}
-umount_fs() {
-    fusermount3 -u "$MNT" && wait "$FS_PID"
-}
 # fsck_rc ARGS...: runs tiny fsck, output in $TMP_DIR/fsck.out, sets RC.
 fsck_rc() {
     "$TINY" fsck "$@" >"$TMP_DIR/fsck.out" 2>&1

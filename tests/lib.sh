@@ -337,3 +337,33 @@ wait_until() {
         sleep 0.02
     done
 }
+
+# --- tinyfs mounts ----------------------------------------------------------
+# fs_init [STORE]: skips the script without FUSE; sets STORE (default
+# $TMP_DIR/store), MNT and LOG, makes the directories, unmounts lazily at exit.
+fs_init() {
+    [ -c /dev/fuse ] || skip_all "/dev/fuse is missing"
+    command -v fusermount3 >/dev/null || skip_all "fusermount3 is missing"
+    STORE=${1:-$TMP_DIR/store}
+    MNT=$TMP_DIR/mnt
+    LOG=$TMP_DIR/tinyfs.log
+    FS_PID=
+    mkdir -p "$STORE" "$MNT"
+    cleanup_add "fusermount3 -u -z '$MNT'"
+}
+
+is_mounted() {
+    grep -q " $1 fuse" /proc/mounts
+}
+
+# mount_fs [OPTIONS...]: tinyfs -f STORE MNT in the background (the binary is
+# $FS_BIN, by default the build's), its log appended to $LOG.
+mount_fs() {
+    "${FS_BIN:-$TINY_BUILD/tinyfs}" -f "$@" "$STORE" "$MNT" 2>>"$LOG" &
+    FS_PID=$!
+    wait_until 10000 is_mounted "$MNT"
+}
+
+umount_fs() {
+    fusermount3 -u "$MNT" && wait "$FS_PID"
+}
