@@ -111,23 +111,32 @@ int tiny_conn_recv(tiny_conn *conn, long mtype, int nowait, struct tiny_msg *m)
     }
 }
 
+/* Reads the start of a small file as a string; returns its length, or 0
+ * when it cannot be read or is empty. */
+static size_t read_small(const char *path, char *buf, size_t size)
+{
+    ssize_t n;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+    if (fd < 0)
+        return 0;
+    n = read(fd, buf, size - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    return (size_t)n;
+}
+
 /* A killed tinyd may stay a zombie until its reaper gets to it; kill(0)
  * still finds it, /proc tells. */
 static int is_zombie(pid_t pid)
 {
     char path[64], buf[512], *p;
-    ssize_t n;
-    int fd;
 
     snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    if (!read_small(path, buf, sizeof buf))
         return 0;
-    n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return 0;
-    buf[n] = '\0';
     p = strrchr(buf, ')');
     return p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X');
 }
@@ -189,20 +198,11 @@ static void *watchdog_main(void *arg)
 static pid_t read_pid(const char *dir)
 {
     char path[PATH_MAX], buf[32];
-    ssize_t n;
-    int fd;
     long v;
 
-    if (snprintf(path, sizeof path, "%s/%s", dir, TINY_PID_FILE) >= (int)sizeof path)
+    if (snprintf(path, sizeof path, "%s/%s", dir, TINY_PID_FILE) >= (int)sizeof path ||
+        !read_small(path, buf, sizeof buf))
         return 0;
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return 0;
-    n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return 0;
-    buf[n] = '\0';
     v = strtol(buf, NULL, 10);
     return v > 0 && v <= INT_MAX ? (pid_t)v : 0;
 }

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "format.h"
 #include "tap.h"
 #include "tiny.h"
 #include "util.h"
@@ -23,17 +24,6 @@ static unsigned char *back; /* decompressed */
 static unsigned char *ref;  /* in-process snappy_compress of the current input */
 static size_t out_cap;
 
-static size_t varint_put(unsigned char *p, uint64_t v)
-{
-    size_t n = 0;
-
-    while (v >= 0x80) {
-        p[n++] = (unsigned char)(v | 0x80);
-        v >>= 7;
-    }
-    p[n++] = (unsigned char)v;
-    return n;
-}
 
 /* One size, every op. */
 static void check_size(tiny_conn *c, size_t slot, size_t n)
@@ -324,7 +314,7 @@ static void rg_build(struct rawgen *g, size_t target, uint64_t seed, int long_li
         }
     }
     /* prepend the length header */
-    h = varint_put(hdr, g->olen);
+    h = tiny_varint_put(hdr, g->olen);
     body_len = g->len;
     body = g->s;
     memmove(body + h, body, body_len);
