@@ -69,9 +69,10 @@ MAN1 := $(wildcard docs/man/*.1)
 MAN3 := $(wildcard docs/man/*.3)
 MAN8 := $(wildcard docs/man/*.8)
 
-# Debian packages the build, the tests and the benchmarks need.
-DEB_PKGS := build-essential pkg-config libsnappy-dev libisal-dev libfuse3-dev fuse3 \
+# Debian packages the build and the tests need; the benchmarks need BENCH_PKGS too.
+DEB_PKGS   := build-essential pkg-config libsnappy-dev libisal-dev libfuse3-dev fuse3 \
 	python3 python3-snappy valgrind clang sqlite3 rsync git procps
+BENCH_PKGS := gnuplot-nox btrfs-progs btrfs-compsize linux-perf
 
 # The fuzz targets again, with $(CC) and a plain main() (tests/fuzz/replay.c),
 # so that make test replays the inputs that once failed under any build.
@@ -131,14 +132,26 @@ $(REPLAYS): $(O)/obj/tests/fuzz/replay.o $(O)/obj/libtiny/format.o
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ -lsnappy -lisal $(LDLIBS)
 
+# The FUSE passthrough baseline of tests/bench/fs.sh needs libfuse3.
+$(O)/obj/tests/bench/passthrough.o: tests/bench/passthrough.c
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  CC      $@")
+	$(Q)$(CC) $(CFLAGS) $(FUSE_CFLAGS) -c -o $@ $<
+
+$(O)/bench/passthrough: $(O)/obj/tests/bench/passthrough.o
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(FUSE_LIBS) $(LDLIBS)
+
 $(O)/bench/%: $(O)/obj/tests/bench/%.o $(LIBA)
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ -lsnappy -lisal $(LDLIBS)
 
-# Installs the missing Debian packages (needs root), then nothing else.
+# Installs the missing Debian packages of PKGS (needs root), nothing else.
+PKGS ?= $(DEB_PKGS)
 deps:
-	$(Q)missing=$$(for p in $(DEB_PKGS); do \
+	$(Q)missing=$$(for p in $(PKGS); do \
 		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; \
 	done); \
 	if [ -n "$$missing" ]; then \
@@ -211,11 +224,8 @@ fuzz: $(FUZZERS) $(FUZZ_O)/mkseeds
 	$(Q)tests/fuzz/run.sh $(FUZZ_O) $(FUZZ_TIME)
 
 bench: all
+	$(Q)$(MAKE) --no-print-directory deps PKGS="$(DEB_PKGS) $(BENCH_PKGS)"
 	$(Q)TINY_BUILD=$(CURDIR)/$(O) tests/bench/run.sh
-
-# Debian packages the build, the tests and the benchmarks need.
-DEB_PKGS := build-essential pkg-config libsnappy-dev libisal-dev libfuse3-dev fuse3 \
-	python3 python3-snappy valgrind clang sqlite3 rsync git procps
 
 install: $(LIBSO) $(LIBA) $(TINYD) $(TINY) $(TINYFS)
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) $(DESTDIR)$(LIBDIR) \

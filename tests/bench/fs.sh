@@ -1,0 +1,393 @@
+#!/bin/bash
+# tests/bench/fs.sh RESULTS_DIR - the filesystem half of `make bench`.
+# tinyfs against a plain directory, the FUSE passthrough of
+# tests/bench/passthrough.c (the same FUSE settings as tinyfs, no
+# compression) and btrfs compress=lzo / compress=zstd:1 on a loop device (when
+# root and btrfs are available; else skipped with a note), on the same data:
+# a generated mixed file, a random (incompressible) file, the corpus and a
+# tree of thousands of small files (a tar of /usr/include).
+# Writes RESULTS_DIR/fs.md (markdown), fs-*.dat (gnuplot) and perf-*.txt.
+# Needs root for drop_caches, loop devices and btrfs. Progress on stderr.
+#   BENCH_FS_MIB (default 1024)   size of the mixed file (4096 for the RSS target)
+#   BENCH_RAND_MIB (default 256)  size of the random file
+#   BENCH_RAND_N (default 20000)  random 4 KiB reads per filesystem
+#   BENCH_TREE (default /usr/include)  the small-file tree that is tarred
+#   BENCH_FS_DIR (default /var/tmp/tinybench-fs)  scratch space (~4x the data)
+#   BENCH_PERF (default 1)        0 skips the perf profiles
+#   BENCH_KEEP_DATA (default 0)   1 keeps the generated inputs for the next run
+set -u
+cd "$(dirname "$0")/../.." || exit 1
+: "${TINY_BUILD:?TINY_BUILD must name the build directory}"
+RES=${1:?usage: fs.sh RESULTS_DIR}
+MIB=${BENCH_FS_MIB:-1024}
+RMIB=${BENCH_RAND_MIB:-256}
+NRAND=${BENCH_RAND_N:-20000}
+TREE=${BENCH_TREE:-/usr/include}
+W=${BENCH_FS_DIR:-/var/tmp/tinybench-fs}
+PERF=${BENCH_PERF:-1}
+B=$TINY_BUILD
+mkdir -p "$RES" "$W" || exit 1
+W=$(cd "$W" && pwd)
+
+log() { echo "fs: $*" >&2; }
+
+tinyd_pid= fs_pid= loopdev= mounted=
+cleanup() {
+    for m in $mounted; do
+        if mountpoint -q "$m"; then fusermount3 -u -z "$m" 2>/dev/null || umount -l "$m"; fi
+    done
+    [ -n "$fs_pid" ] && kill "$fs_pid" 2>/dev/null
+    [ -n "$loopdev" ] && losetup -d "$loopdev" 2>/dev/null
+    if [ -n "$tinyd_pid" ] && kill -0 "$tinyd_pid" 2>/dev/null; then
+        kill -TERM "$tinyd_pid"
+        for _ in $(seq 100); do kill -0 "$tinyd_pid" 2>/dev/null || break; sleep 0.1; done
+    fi
+    rm -rf "$W/run" "$W/mnt" "$W/store" "$W/btrfs.img" "$W/perf-"*.data
+    [ "${BENCH_KEEP_DATA:-0}" = 1 ] || rm -f "$W"/mixed-*.bin "$W"/random-*.bin "$W/tree.tar"
+    rmdir "$W" 2>/dev/null
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+now() { date +%s.%N; }
+# seconds taken by a command
+timed() {
+    local t0 t1
+    t0=$(now)
+    "$@" || { log "failed: $*"; return 1; }
+    t1=$(now)
+    echo "$t1 - $t0" | bc -l
+}
+drop() { sync; echo 3 >/proc/sys/vm/drop_caches; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+hwm_kib() { awk '/^VmHWM/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+HZ=$(getconf CLK_TCK)
+
+# --- data ---------------------------------------------------------------------
+if [ ! -s "$W/mixed-$MIB.bin" ]; then
+    log "generating the $MIB MiB mixed file"
+    "$B/bench/mkdata" mixed "$MIB" >"$W/mixed-$MIB.bin" || exit 1
+fi
+if [ ! -s "$W/random-$RMIB.bin" ]; then
+    log "generating the $RMIB MiB random file"
+    "$B/bench/mkdata" random "$RMIB" >"$W/random-$RMIB.bin" || exit 1
+fi
+if [ ! -s "$W/tree.tar" ]; then
+    log "tarring $TREE"
+    tar -C "$(dirname "$TREE")" -cf "$W/tree.tar" "$(basename "$TREE")" || exit 1
+fi
+MIXED=$W/mixed-$MIB.bin RANDOM_F=$W/random-$RMIB.bin
+NFILES=$(tar -tf "$W/tree.tar" | grep -vc '/$')
+TREE_MB=$(du -sm --apparent-size "$TREE" | cut -f1)
+read -r _ SNAP_MIXED < <("$B/bench/snapsize" "$MIXED")
+read -r _ SNAP_RANDOM < <("$B/bench/snapsize" "$RANDOM_F")
+read -r CORPUS_IN SNAP_CORPUS < <("$B/bench/snapsize" tests/data/*)
+
+# --- the filesystems ----------------------------------------------------------
+mkdir -p "$W/run" "$W/mnt"
+"$B/tinyd" -d "$W/run" -w 2 || { log "tinyd did not start"; exit 1; }
+tinyd_pid=$(cat "$W/run/tinyd.pid")
+export TINYD_DIR=$W/run
+
+BTRFS_NOTE=
+have_btrfs=1
+if [ "$(id -u)" != 0 ]; then
+    have_btrfs=0 BTRFS_NOTE="not root"
+elif ! grep -qw btrfs /proc/filesystems && ! modprobe btrfs 2>/dev/null; then
+    have_btrfs=0 BTRFS_NOTE="no btrfs in the kernel"
+elif ! command -v mkfs.btrfs >/dev/null; then
+    have_btrfs=0 BTRFS_NOTE="mkfs.btrfs missing (btrfs-progs)"
+fi
+
+wait_mounted() {
+    for _ in $(seq 200); do
+        grep -q " $1 fuse" /proc/mounts && return 0
+        sleep 0.05
+    done
+    return 1
+}
+
+# mount_fs NAME: mounts NAME on $W/mnt, store in $W/store (fresh=1 makes it empty)
+mount_fs() {
+    local name=$1 fresh=${2:-0} opt
+    case $name in
+    plain)
+        [ "$fresh" = 1 ] && rm -rf "$W/store" && mkdir -p "$W/store"
+        MNT=$W/store
+        ;;
+    passthrough | tinyfs)
+        [ "$fresh" = 1 ] && rm -rf "$W/store" && mkdir -p "$W/store"
+        MNT=$W/mnt
+        if [ "$name" = tinyfs ]; then
+            "$B/tinyfs" -f "$W/store" "$MNT" 2>>"$RES/tinyfs.log" &
+        else
+            "$B/bench/passthrough" "$W/store" "$MNT" -f 2>>"$RES/passthrough.log" &
+        fi
+        fs_pid=$!
+        mounted="$MNT"
+        wait_mounted "$MNT" || { log "$name did not mount"; exit 1; }
+        ;;
+    btrfs-*)
+        MNT=$W/mnt
+        if [ "$fresh" = 1 ]; then
+            rm -f "$W/btrfs.img"
+            truncate -s $((MIB * 2 + RMIB * 2 + 2048))M "$W/btrfs.img"
+            mkfs.btrfs -q -f "$W/btrfs.img" >/dev/null || exit 1
+        fi
+        loopdev=$(losetup -f --show "$W/btrfs.img") || exit 1
+        case $name in
+        btrfs-force-*) opt=compress-force=${name#btrfs-force-} ;;
+        *) opt=compress=${name#btrfs-} ;;
+        esac
+        mount -o "$opt" "$loopdev" "$MNT" || exit 1
+        mounted="$MNT"
+        ;;
+    esac
+}
+
+# umount_fs NAME: unmounts; for tinyfs, remembers its peak RSS and CPU time
+umount_fs() {
+    case $1 in
+    plain) ;;
+    passthrough | tinyfs)
+        sync
+        if [ "$1" = tinyfs ]; then
+            local h c
+            h=$(hwm_kib "$fs_pid") c=$(cpu_ticks "$fs_pid")
+            [ "$h" -gt "${FS_HWM:-0}" ] && FS_HWM=$h
+            FS_CPU=$((${FS_CPU:-0} + c))
+        fi
+        fusermount3 -u "$MNT"
+        wait "$fs_pid"
+        fs_pid= mounted=
+        ;;
+    btrfs-*)
+        umount "$MNT" && losetup -d "$loopdev"
+        loopdev= mounted=
+        ;;
+    esac
+}
+
+stored_kib() { # stored_kib NAME PATH...: bytes the data takes on disk, in KiB
+    local name=$1
+    shift
+    case $name in
+    btrfs-*)
+        compsize -b "$@" 2>/dev/null | awk '$1 == "TOTAL" {print int($3 / 1024)}'
+        ;;
+    *)
+        local rel=()
+        for p in "$@"; do rel+=("$W/store/${p#"$MNT"/}"); done
+        du -sk "${rel[@]}" | awk '{s += $1} END {print s}'
+        ;;
+    esac
+}
+
+declare -A R
+FSES="plain passthrough tinyfs"
+if [ "$have_btrfs" = 1 ]; then FSES="$FSES btrfs-lzo btrfs-zstd:1 btrfs-force-lzo"; fi
+if ! command -v compsize >/dev/null; then
+    BTRFS_NOTE="${BTRFS_NOTE:+$BTRFS_NOTE; }compsize missing: btrfs stored sizes unknown"
+fi
+
+MIXED_MB=$(echo "$(stat -c %s "$MIXED") / 1000000" | bc -l)
+for fs in $FSES; do
+    log "$fs: sequential write of $MIB MiB"
+    td0=$(cpu_ticks "$tinyd_pid")
+    FS_CPU=0 FS_HWM=0
+    mount_fs "$fs" 1
+    t=$(timed bash -c "cp '$MIXED' '$MNT/mixed.bin' && sync") || exit 1
+    R[$fs,write]=$(echo "$MIXED_MB / $t" | bc -l)
+    R[$fs,write_s]=$t
+    umount_fs "$fs"
+    R[$fs,fs_cpu_write]=$(echo "$FS_CPU / $HZ" | bc -l)
+    R[$fs,fs_hwm_write]=$FS_HWM
+    td1=$(cpu_ticks "$tinyd_pid")
+    R[$fs,tinyd_cpu_write]=$(echo "($td1 - $td0) / $HZ" | bc -l)
+
+    log "$fs: sequential read, cold"
+    drop
+    FS_CPU=0 FS_HWM=0
+    mount_fs "$fs"
+    t=$(timed bash -c "cat '$MNT/mixed.bin' >/dev/null") || exit 1
+    R[$fs,read]=$(echo "$MIXED_MB / $t" | bc -l)
+    umount_fs "$fs"
+    R[$fs,fs_cpu_read]=$(echo "$FS_CPU / $HZ" | bc -l)
+    R[$fs,fs_hwm_read]=$FS_HWM
+    td2=$(cpu_ticks "$tinyd_pid")
+    R[$fs,tinyd_cpu_read]=$(echo "($td2 - $td1) / $HZ" | bc -l)
+
+    log "$fs: $NRAND random 4 KiB reads, cold"
+    drop
+    mount_fs "$fs"
+    read -r _ _ ops < <("$B/bench/randread" "$MNT/mixed.bin" "$NRAND") || exit 1
+    R[$fs,rand]=$ops
+
+    log "$fs: random file, corpus, stored sizes"
+    cp "$RANDOM_F" "$MNT/random.bin" && cp -r tests/data "$MNT/corpus" && sync
+    sleep 1
+    R[$fs,st_mixed]=$(stored_kib "$fs" "$MNT/mixed.bin")
+    R[$fs,st_random]=$(stored_kib "$fs" "$MNT/random.bin")
+    R[$fs,st_corpus]=$(stored_kib "$fs" "$MNT/corpus")
+    rm -rf "$MNT/mixed.bin" "$MNT/random.bin" "$MNT/corpus"
+    sync
+
+    log "$fs: untar of $NFILES files"
+    t=$(timed bash -c "tar -C '$MNT' -xf '$W/tree.tar' && sync") || exit 1
+    R[$fs,untar]=$t
+    umount_fs "$fs"
+    drop
+    mount_fs "$fs"
+    log "$fs: ls -lR, cold"
+    t=$(timed bash -c "ls -lR '$MNT' >/dev/null") || exit 1
+    R[$fs,lslr]=$t
+    R[$fs,st_tree]=$(stored_kib "$fs" "$MNT/$(basename "$TREE")")
+    umount_fs "$fs"
+    [ "$fs" = plain ] && rm -rf "$W/store"
+    R[tinyd_hwm]=$(hwm_kib "$tinyd_pid")
+done
+TINYD_SHM=$(awk '/^RssShmem/ {print $2}' "/proc/$tinyd_pid/status")
+TINYD_HWM=$(hwm_kib "$tinyd_pid")
+
+# --- perf profiles of tinyfs ----------------------------------------------------
+if [ "$PERF" = 1 ] && command -v perf >/dev/null; then
+    log "perf: tinyfs sequential write and cold read"
+    mount_fs tinyfs 1
+    perf record -q -e cpu-clock -a -g -o "$W/perf-write.data" -- \
+        bash -c "cp '$MIXED' '$MNT/mixed.bin' && sync" 2>/dev/null
+    umount_fs tinyfs
+    drop
+    mount_fs tinyfs
+    perf record -q -e cpu-clock -a -g -o "$W/perf-read.data" -- \
+        bash -c "cat '$MNT/mixed.bin' >/dev/null" 2>/dev/null
+    umount_fs tinyfs
+    for k in write read; do
+        {
+            echo "## by process"
+            perf report -i "$W/perf-$k.data" --no-children --sort comm -g none --stdio 2>/dev/null |
+                grep -v '^#' | grep -v '^$' | sed 's/ *$//' | head -8
+            echo
+            echo "## by process and symbol, top 30"
+            perf report -i "$W/perf-$k.data" --no-children --sort comm,dso,symbol -g none \
+                --stdio 2>/dev/null | grep -v '^#' | grep -v '^$' | sed 's/[ -]*$//' | head -30
+        } >"$RES/perf-$k.txt"
+        rm -f "$W/perf-$k.data"
+    done
+fi
+
+# --- the tables -------------------------------------------------------------------
+f2() { printf '%.2f' "$1"; }
+f1() { printf '%.1f' "$1"; }
+ratio() { echo "$1 / $2" | bc -l; }
+{
+    echo "# fs write_MBps read_MBps rand_kops"
+    for fs in $FSES; do
+        echo "\"$fs\" $(f1 "${R[$fs,write]}") $(f1 "${R[$fs,read]}") $(f1 "$(echo "${R[$fs,rand]} / 1000" | bc -l)")"
+    done
+} >"$RES/fs-speed.dat"
+{
+    echo "# fs untar_s lslr_s"
+    for fs in $FSES; do echo "\"$fs\" $(f2 "${R[$fs,untar]}") $(f2 "${R[$fs,lslr]}")"; done
+} >"$RES/fs-tree.dat"
+
+{
+    echo "Data: mixed file $MIB MiB ($(basename "$MIXED"), tests/bench/mkdata.c), random file $RMIB MiB,"
+    echo "the corpus (tests/data, $((CORPUS_IN / 1024)) KiB), and a tar of $TREE ($NFILES files, $TREE_MB MB)."
+    echo "Sequential write: \`cp\` then \`sync\`. Sequential read: \`cat > /dev/null\` after"
+    echo "\`echo 3 > /proc/sys/vm/drop_caches\` and a remount of the FUSE filesystems. Random reads:"
+    echo "$NRAND preads of 4 KiB at seeded random aligned offsets of the mixed file (tests/bench/randread.c),"
+    echo "cold as well. Untar: \`tar -xf\` then \`sync\`; \`ls -lR\` after a remount and drop_caches."
+    echo "tinyd runs with 2 workers; tinyfs with its defaults. The scratch directory and the btrfs"
+    echo "loop image live on the root filesystem ($(findmnt -n -o FSTYPE -T "$W"), $(findmnt -n -o SOURCE -T "$W"))."
+    [ -n "$BTRFS_NOTE" ] && echo "btrfs: $BTRFS_NOTE."
+    echo "btrfs-lzo and btrfs-zstd:1 are mounted with compress=ALG (the issue's baseline): btrfs then"
+    echo "stops compressing a file for good once an extent does not shrink, which the random pieces"
+    echo "of the mixed file trigger, so compare the stored sizes before the speeds."
+    echo "btrfs-force-lzo (compress-force=lzo) compresses every extent and is shown for that reason."
+    echo
+    echo "| filesystem | seq write | seq read (cold) | random 4 KiB reads (cold) | untar | ls -lR (cold) |"
+    echo "|---|---|---|---|---|---|"
+    for fs in $FSES; do
+        echo "| $fs | $(f1 "${R[$fs,write]}") MB/s | $(f1 "${R[$fs,read]}") MB/s | ${R[$fs,rand]} reads/s | $(f2 "${R[$fs,untar]}") s | $(f2 "${R[$fs,lslr]}") s |"
+    done
+    echo
+    echo "Stored sizes (du of the store for plain/passthrough/tinyfs, \`compsize\` for btrfs), KiB,"
+    echo "and the ratio apparent size / stored size. In-process snappy is the framing format"
+    echo "made by snappy in the measuring process (tests/bench/snapsize.c)."
+    echo
+    echo "| data | apparent | in-process snappy | $(echo $FSES | sed 's/ / | /g') |"
+    echo "|---|---|---|$(for _ in $FSES; do printf -- '---|'; done)"
+    for d in mixed random corpus; do
+        case $d in
+        mixed) app=$(($(stat -c %s "$MIXED") / 1024)) snap=$((SNAP_MIXED / 1024)) ;;
+        random) app=$(($(stat -c %s "$RANDOM_F") / 1024)) snap=$((SNAP_RANDOM / 1024)) ;;
+        corpus) app=$((CORPUS_IN / 1024)) snap=$((SNAP_CORPUS / 1024)) ;;
+        esac
+        printf '| %s | %s | %s (%sx) |' "$d" "$app" "$snap" "$(f2 "$(ratio "$app" "$snap")")"
+        for fs in $FSES; do
+            s=${R[$fs,st_$d]:-}
+            if [ -n "$s" ] && [ "$s" -gt 0 ]; then printf ' %s (%sx) |' "$s" "$(f2 "$(ratio "$app" "$s")")"; else printf ' n/a |'; fi
+        done
+        echo
+    done
+    printf '| small-file tree | %s | |' "$((TREE_MB * 1000000 / 1024))"
+    for fs in $FSES; do printf ' %s |' "${R[$fs,st_tree]:-n/a}"; done
+    echo
+    echo
+    echo "CPU time (user + system, from /proc/PID/stat) and peak RSS (VmHWM) of the tinyfs process"
+    echo "(one process per mount) and of tinyd during the $MIB MiB sequential write and the cold read:"
+    echo
+    echo "| phase | tinyfs CPU | tinyfs peak RSS | tinyd CPU |"
+    echo "|---|---|---|---|"
+    echo "| write | $(f2 "${R[tinyfs,fs_cpu_write]}") s | $((R[tinyfs,fs_hwm_write] / 1024)) MiB | $(f2 "${R[tinyfs,tinyd_cpu_write]}") s |"
+    echo "| read | $(f2 "${R[tinyfs,fs_cpu_read]}") s | $((R[tinyfs,fs_hwm_read] / 1024)) MiB | $(f2 "${R[tinyfs,tinyd_cpu_read]}") s |"
+    echo
+    echo "tinyd over the whole run: peak RSS $((TINYD_HWM / 1024)) MiB, of which shared memory now"
+    echo "mapped (RssShmem) $((TINYD_SHM / 1024)) MiB; peak beyond that: $(((TINYD_HWM - TINYD_SHM) / 1024)) MiB"
+    echo "(an upper bound: the shared memory of clients already gone is not counted in RssShmem)."
+    echo
+    # --- targets
+    t=tinyfs
+    tgt() { # what measured target cmp_ok_expr detail
+        printf '| %s | %s | %s | %s |\n' "$1" "$2" "$3" "$4"
+    }
+    echo "### Targets of issue 5"
+    echo
+    echo "| target | measured | goal | verdict |"
+    echo "|---|---|---|---|"
+    metnot() { # value goal dir(ge|le)
+        if [ "$(echo "$1 $([ "$3" = ge ] && echo '>=' || echo '<=') $2" | bc -l)" = 1 ]; then
+            echo "met"
+        elif [ "$3" = ge ]; then
+            echo "NOT met: $(printf '%.0f' "$(echo "(1 - $1 / $2) * 100" | bc -l)")% short"
+        else
+            echo "NOT met: $(printf '%.0f' "$(echo "($1 / $2 - 1) * 100" | bc -l)")% over"
+        fi
+    }
+    if [[ " $FSES " == *" btrfs-lzo "* ]]; then
+        for m in write read rand; do
+            goal=1.0
+            [ $m = write ] && goal=1.2
+            v=$(ratio "${R[$t,$m]}" "${R[btrfs-lzo,$m]}")
+            tgt "tinyfs / btrfs lzo, $m" "$(f2 "$v")x" ">= ${goal}x" "$(metnot "$v" "$goal" ge)"
+        done
+    else
+        tgt "tinyfs / btrfs lzo" "skipped" "" "$BTRFS_NOTE"
+    fi
+    v=$(ratio "${R[$t,untar]}" "${R[passthrough,untar]}")
+    tgt "tinyfs untar time / passthrough" "$(f2 "$v")x" "<= 2.0x" "$(metnot "$v" 2.0 le)"
+    v=$(ratio "${R[$t,st_mixed]}" "$((SNAP_MIXED / 1024))")
+    tgt "tinyfs stored / in-process snappy, mixed" "$(f2 "$v")x" "<= 1.01x" "$(metnot "$v" 1.01 le)"
+    v=$(ratio "${R[$t,st_corpus]}" "$((SNAP_CORPUS / 1024))")
+    tgt "tinyfs stored / in-process snappy, corpus" "$(f2 "$v")x" "<= 1.01x" "$(metnot "$v" 1.01 le)"
+    app=$(($(stat -c %s "$RANDOM_F") / 1024))
+    v=$(echo "(${R[$t,st_random]} - $app) * 100 / $app" | bc -l)
+    tgt "tinyfs incompressible overhead" "$(printf '%.3f' "$v")%" "<= 0.05%" "$(metnot "$v" 0.05 le)"
+    for k in write read; do
+        v=$((R[$t,fs_hwm_$k] / 1024))
+        tgt "tinyfs peak RSS, $k $MIB MiB (goal is for 4 GiB)" "$v MiB" "<= 64 MiB" "$(metnot "$v" 64 le)"
+    done
+    v=$(((TINYD_HWM - TINYD_SHM) / 1024))
+    tgt "tinyd peak RSS beyond shared memory" "<= $v MiB" "<= 32 MiB" "$(metnot "$v" 32 le)"
+} >"$RES/fs.md"
+log "done"
