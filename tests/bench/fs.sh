@@ -300,7 +300,7 @@ ratio() { echo "$1 / $2" | bc -l; }
     echo "tinyd runs with 2 workers; tinyfs with its defaults. The scratch directory and the btrfs"
     echo "loop image live on the root filesystem ($(findmnt -n -o FSTYPE -T "$W"), $(findmnt -n -o SOURCE -T "$W"))."
     [ -n "$BTRFS_NOTE" ] && echo "btrfs: $BTRFS_NOTE."
-    echo "btrfs-lzo and btrfs-zstd:1 are mounted with compress=ALG (the issue's baseline): btrfs then"
+    echo "btrfs-lzo and btrfs-zstd:1 are mounted with compress=ALG (the baseline the targets name): btrfs then"
     echo "stops compressing a file for good once an extent does not shrink, which the random pieces"
     echo "of the mixed file trigger, so compare the stored sizes before the speeds."
     echo "btrfs-force-lzo (compress-force=lzo) compresses every extent and is shown for that reason."
@@ -351,7 +351,7 @@ ratio() { echo "$1 / $2" | bc -l; }
     tgt() { # what measured target cmp_ok_expr detail
         printf '| %s | %s | %s | %s |\n' "$1" "$2" "$3" "$4"
     }
-    echo "### Targets of issue 5"
+    echo "### Targets"
     echo
     echo "| target | measured | goal | verdict |"
     echo "|---|---|---|---|"
