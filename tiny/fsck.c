@@ -18,7 +18,10 @@
  * that is valid on its own. Chunks whose data is damaged cannot be rebuilt:
  * they are reported by byte range and left in place, so every other chunk of
  * the file stays readable through the mount (reads of the damaged range fail
- * with EIO). Exit status as fsck(8): 0 clean, 1 damage repaired, 4 damage
+ * with EIO). First of all, the undo journal of in-place chunk rewrites
+ * (STORE/.tinyfs-journal) is read: a rewrite interrupted by a crash is
+ * reported, and --repair puts the chunk's old record back, as a mount does.
+ * Exit status as fsck(8): 0 clean, 1 damage repaired, 4 damage
  * left, 8 operational error, or-ed.
  */
 #include <errno.h>
@@ -94,12 +97,52 @@ __attribute__((format(printf, 2, 3))) static void say(const char *path, const ch
     fputc('\n', stderr);
 }
 
+static const char *j_store;
+
+__attribute__((format(printf, 1, 2))) static void say_journal(const char *fmt, ...)
+{
+    va_list ap;
+
+    clear_bar();
+    fprintf(stderr, "tiny fsck: %s: ", j_store);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+/* The undo journal of in-place chunk rewrites (docs/format.md): an
+ * interrupted rewrite gets its old record back (--repair) before the files
+ * are checked, else it is damage left. */
+static void journal(const char *store)
+{
+    int dfd = open(store, O_RDONLY | O_DIRECTORY | O_CLOEXEC), r;
+
+    if (dfd < 0)
+        return; /* not a directory: nothing journalled */
+    j_store = store;
+    r = tfs_journal_replay(dfd, o.repair, say_journal);
+    close(dfd);
+    if (r < 0) {
+        fprintf(stderr, "tiny fsck: %s: cannot %s the journal %s: %s\n", store,
+                o.repair ? "replay" : "read", TFS_JOURNAL, cli_errstr(-r));
+        result |= FSCK_OPERR;
+    } else if (r > 0) {
+        result |= o.repair ? FSCK_REPAIRED : FSCK_LEFT;
+        if (o.repair)
+            n_repaired += (unsigned long)r;
+        else
+            n_damaged += (unsigned long)r;
+    }
+}
+
 static int collect(const char *path, const struct stat *st, int type, struct FTW *ftw)
 {
     const char *base = path + ftw->base;
 
     (void)type;
-    if (!S_ISREG(st->st_mode) || strncmp(base, ".fuse_hidden", 12) == 0)
+    if (!S_ISREG(st->st_mode) || strncmp(base, ".fuse_hidden", 12) == 0 ||
+        (ftw->level == 1 && strcmp(base, TFS_JOURNAL) == 0))
         return 0;
     if (n_items == cap_items) {
         size_t nc = cap_items ? cap_items * 2 : 256;
@@ -464,6 +507,7 @@ int cli_fsck(int argc, char **argv)
             result |= FSCK_OPERR;
             continue;
         }
+        journal(argv[i]);
         if (nftw(argv[i], collect, 32, FTW_PHYS) != 0) {
             fprintf(stderr, "tiny fsck: %s: cannot walk: %s\n", argv[i], cli_errstr(errno));
             result |= FSCK_OPERR;

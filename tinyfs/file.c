@@ -20,7 +20,9 @@
  * cache are zeros. Writing slot j > valid_n first fills the gap with zero
  * chunks. flush() writes every dirty chunk, fills up to the logical size and
  * sets the stored length, after which the stored file is a valid stream of
- * exactly the logical bytes.
+ * exactly the logical bytes. A slot rewritten in place has its old record
+ * saved in the undo journal first (journal_old), dropped once the file is
+ * synced at flush (journal_sync).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -65,8 +67,9 @@ struct tfs_file {
     uint64_t valid_n;  /* slots valid in the store */
     uint32_t last_len; /* stored length of chunk valid_n - 1 */
     uint64_t stored_len;
-    int err;  /* deferred write-back error, reported at flush */
-    int torn; /* opened with a torn end that could not be cut back */
+    int err;    /* deferred write-back error, reported at flush */
+    int torn;   /* opened with a torn end that could not be cut back */
+    int jdirty; /* rewrote slots in place since its last sync (journal entries live) */
     uint64_t tick, seq;
     uint64_t next_off;      /* where a sequential reader reads next */
     unsigned char *scratch; /* one slot */
@@ -153,10 +156,181 @@ static void punch(struct tfs_file *f, uint64_t a, uint64_t b)
         fallocate(f->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)a, (off_t)(b - a));
 }
 
+/* The undo journal (docs/format.md, "Crash safety"): before a slot is
+ * rewritten in place, its old record goes to STORE/.tinyfs-journal, synced.
+ * Entries live until every file that rewrote slots since the journal was
+ * last emptied has been synced (fdatasync at flush); a file synced while
+ * others are still dirty gets a barrier entry that voids its older entries
+ * instead, so that a later truncate or a reuse of its inode number never
+ * meets a stale entry. Appends need no entry: they are safe by themselves. */
+#define JOURNAL_SOFT_MAX (64u << 20)
+
+static pthread_mutex_t j_lock = PTHREAD_MUTEX_INITIALIZER;
+static int j_fd = -1;
+static uint64_t j_len;
+static int j_ndirty;     /* files with jdirty set */
+static long j_crash_at;  /* tests only: TINYFS_DEBUG_CRASH=K:S */
+static int j_crash_step; /* abort() at step S of the K-th journalled rewrite */
+static long j_count;
+
+static void crash_point(int step)
+{
+    if (j_crash_at && j_count == j_crash_at && j_crash_step == step) {
+        tfs_log("TINYFS_DEBUG_CRASH: abort at step %d of rewrite %ld", step, j_count);
+        abort();
+    }
+}
+
+static int j_open(void)
+{
+    const char *dbg;
+    struct stat st;
+
+    if (j_fd >= 0)
+        return 0;
+    j_fd = openat(tfs_store_fd, TFS_JOURNAL, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (j_fd < 0) {
+        int rc = -errno;
+
+        tfs_log("cannot open the journal %s: %s", TFS_JOURNAL, strerror(errno));
+        return rc;
+    }
+    j_len = fstat(j_fd, &st) == 0 ? (uint64_t)st.st_size : 0;
+    dbg = getenv("TINYFS_DEBUG_CRASH");
+    if (dbg && sscanf(dbg, "%ld:%d", &j_crash_at, &j_crash_step) != 2)
+        j_crash_at = 0;
+    return 0;
+}
+
+static int j_write(const unsigned char *p, size_t len)
+{
+    struct iovec iov = {(void *)p, len};
+    int rc;
+
+    if (j_crash_at && j_count == j_crash_at && j_crash_step == 1) {
+        /* a torn entry, never synced */
+        iov.iov_len = len / 2;
+        pwrite_all(j_fd, &iov, 1, j_len);
+        crash_point(1);
+    }
+    rc = pwrite_all(j_fd, &iov, 1, j_len);
+    if (rc == 0 && fdatasync(j_fd) < 0)
+        rc = -errno;
+    if (rc < 0) {
+        tfs_log("cannot write the journal %s: %s", TFS_JOURNAL, strerror(-rc));
+        if (ftruncate(j_fd, (off_t)j_len) < 0)
+            rc = -errno;
+        return rc;
+    }
+    j_len += len;
+    return 0;
+}
+
+static int journal_sync(struct tfs_file *f);
+
+void tfs_file_journal_close(void)
+{
+    pthread_mutex_lock(&j_lock);
+    if (j_fd >= 0) {
+        if (j_ndirty == 0 && ftruncate(j_fd, 0) == 0 && fdatasync(j_fd) == 0)
+            unlinkat(tfs_store_fd, TFS_JOURNAL, 0);
+        close(j_fd);
+        j_fd = -1;
+    }
+    pthread_mutex_unlock(&j_lock);
+}
+
+/* Saves the old record of slot @idx before it is rewritten with @rec. A
+ * slot whose headers are not valid has nothing to protect. */
+static int journal_old(struct tfs_file *f, uint64_t idx, const unsigned char *rec, size_t rec_len,
+                       uint32_t clen)
+{
+    uint32_t old_clen = idx == f->valid_n - 1 ? f->last_len : TFS_CHUNK, old_rec;
+    size_t plen = strlen(f->name);
+    unsigned char *buf, *slot;
+    ssize_t n;
+    int rc = 0;
+
+    /* the entry, then the old slot as read */
+    buf = malloc(TFS_JOURNAL_FIXED + plen + 2 * (TFS_SLOT + 4));
+    if (!buf)
+        return -ENOMEM;
+    slot = buf + TFS_JOURNAL_FIXED + plen + TFS_SLOT + 4;
+
+    n = pread_full(f->fd, slot, old_clen + TFS_SLOT_EXTRA, tfs_slot_off(idx));
+    if (n < (ssize_t)(old_clen + TFS_SLOT_EXTRA) ||
+        (slot[0] != TINY_CHUNK_COMPRESSED && slot[0] != TINY_CHUNK_UNCOMPRESSED))
+        goto out;
+    old_rec = TINY_CHUNK_HDR + tiny_get_le24(slot + 1);
+    if (old_rec > old_clen + 8 || slot[old_rec] != TFS_PAD_TYPE ||
+        old_rec + TINY_CHUNK_HDR + tiny_get_le24(slot + old_rec + 1) != old_clen + TFS_SLOT_EXTRA)
+        goto out;
+    pthread_mutex_lock(&j_lock);
+    rc = f->jdirty && j_ndirty == 1 && j_len > JOURNAL_SOFT_MAX;
+    pthread_mutex_unlock(&j_lock);
+    if (rc && (rc = journal_sync(f)) < 0)
+        goto out; /* only this file's entries: empty the journal first */
+    n = (ssize_t)tfs_journal_build(buf, TFS_JOURNAL_UNDO, f->ino, f->name, tfs_slot_off(idx),
+                                   f->stored_len, old_clen, slot, old_rec, clen, rec,
+                                   (uint32_t)rec_len);
+    pthread_mutex_lock(&j_lock);
+    rc = j_open();
+    if (rc == 0) {
+        j_count++;
+        rc = j_write(buf, (size_t)n);
+    }
+    if (rc == 0 && !f->jdirty) {
+        f->jdirty = 1;
+        j_ndirty++;
+    }
+    pthread_mutex_unlock(&j_lock);
+    crash_point(2);
+out:
+    free(buf);
+    return rc;
+}
+
+/* The file's rewrites are on disk: its journal entries are no longer
+ * needed. */
+static int journal_sync(struct tfs_file *f)
+{
+    unsigned char b[TFS_JOURNAL_FIXED + 4096 + 4];
+    int rc = 0;
+
+    if (!f->jdirty)
+        return 0;
+    if (fdatasync(f->fd) < 0)
+        return -errno;
+    pthread_mutex_lock(&j_lock);
+    f->jdirty = 0;
+    if (--j_ndirty == 0) {
+        if (ftruncate(j_fd, 0) < 0 || fdatasync(j_fd) < 0)
+            rc = -errno;
+        else
+            j_len = 0;
+    } else if (strlen(f->name) < 4096) {
+        rc = j_write(b, tfs_journal_build(b, TFS_JOURNAL_BARRIER, f->ino, f->name, 0, 0, 0, NULL, 0,
+                                          0, NULL, 0));
+    }
+    if (rc < 0) {
+        /* its entries are still live */
+        f->jdirty = 1;
+        j_ndirty++;
+    }
+    pthread_mutex_unlock(&j_lock);
+    if (rc < 0)
+        tfs_log("%s: cannot drop its journal entries: %s", f->name, strerror(-rc));
+    return rc;
+}
+
 /* Drops the slots from @idx on (whole slots: slot idx - 1 must be full). */
 static int drop_slots(struct tfs_file *f, uint64_t idx)
 {
     uint64_t len = tfs_slot_off(idx);
+    int rc = journal_sync(f); /* no entry may outlive the slots it names */
+
+    if (rc < 0)
+        return rc;
 
     if (ftruncate(f->fd, (off_t)len) < 0)
         return -errno;
@@ -222,9 +396,20 @@ static int rewrite_slot(struct tfs_file *f, uint64_t idx, const unsigned char *r
     iov[1] = (struct iovec){pad, sizeof(pad)};
     if (end > f->stored_len)
         iov[n++] = (struct iovec){(void *)zeros, end - head};
+    rc = journal_old(f, idx, rec, rec_len, clen);
+    if (rc < 0)
+        return rc;
+    if (j_crash_at && j_count == j_crash_at && j_crash_step == 3) {
+        /* half the new record over the old one */
+        struct iovec half = {(void *)rec, rec_len / 2};
+
+        pwrite_all(f->fd, &half, 1, off);
+        crash_point(3);
+    }
     rc = pwrite_all(f->fd, iov, n, off);
     if (rc < 0)
         return rc;
+    crash_point(4);
     if (end > f->stored_len)
         f->stored_len = end;
     if (idx == f->valid_n - 1)
@@ -656,6 +841,9 @@ static int flush_locked(struct tfs_file *f)
                 (unsigned long long)f->stored_len, (unsigned long long)target);
         f->err = -EIO;
     }
+    rc = journal_sync(f);
+    if (rc < 0 && !f->err)
+        f->err = rc;
     rc = f->err;
     f->err = 0;
     return rc;

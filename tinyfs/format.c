@@ -11,6 +11,7 @@
  * compressed size.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "format.h"

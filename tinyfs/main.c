@@ -149,6 +149,18 @@ int main(int argc, char *argv[])
         goto out;
     }
     tfs_foreground = o.foreground;
+    /* chunk rewrites that a crash interrupted get their old content back
+     * before any file is opened (docs/format.md, "Crash safety") */
+    rc = tfs_journal_replay(tfs_store_fd, 1, tfs_log);
+    if (rc < 0) {
+        fprintf(stderr, "tinyfs: cannot replay the journal %s/%s: %s\n", store, TFS_JOURNAL,
+                strerror(-rc));
+        rc = 1;
+        goto out;
+    }
+    if (rc > 0)
+        tfs_log("journal: %d interrupted chunk rewrite%s undone", rc, rc == 1 ? "" : "s");
+    rc = 1;
     if (c.tinyd_wait >= 0)
         tfs_codec_set_wait(c.tinyd_wait > 86400 ? 86400000u : (unsigned)c.tinyd_wait * 1000u);
     if (tfs_codec_ensure_daemon(argv[0]) < 0)

@@ -38,6 +38,9 @@ static const char *rel(const char *path)
 {
     while (path && *path == '/')
         path++;
+    /* the journal is not part of the filesystem: a name no call can use */
+    if (path && strcmp(path, TFS_JOURNAL) == 0)
+        return TFS_JOURNAL "/.";
     return path && *path ? path : ".";
 }
 
@@ -122,6 +125,7 @@ static void *tfs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 static void tfs_destroy(void *data)
 {
     (void)data;
+    tfs_file_journal_close();
     tfs_codec_fini();
 }
 
@@ -129,6 +133,8 @@ static int tfs_getattr(const char *path, struct stat *st, struct fuse_file_info 
 {
     if (!path && fi)
         return tfs_file_fstat(F(fi), st);
+    if (path && strcmp(path, "/" TFS_JOURNAL) == 0)
+        return -ENOENT; /* the journal is not part of the filesystem */
     if (fstatat(tfs_store_fd, rel(path), st, AT_SYMLINK_NOFOLLOW) < 0)
         return -errno;
     tfs_stat_fixup(tfs_store_fd, rel(path), st);
@@ -168,6 +174,15 @@ static int tfs_opendir(const char *path, struct fuse_file_info *fi)
     return 0;
 }
 
+/* The undo journal in the store's root is not part of the filesystem. */
+static int is_journal(DIR *d, const char *name)
+{
+    struct stat a, b;
+
+    return strcmp(name, TFS_JOURNAL) == 0 && fstat(dirfd(d), &a) == 0 &&
+           fstat(tfs_store_fd, &b) == 0 && a.st_ino == b.st_ino && a.st_dev == b.st_dev;
+}
+
 static int tfs_readdir(const char *path, void *buf, fuse_fill_dir_t fill, off_t off,
                        struct fuse_file_info *fi, enum fuse_readdir_flags flags)
 {
@@ -182,7 +197,7 @@ static int tfs_readdir(const char *path, void *buf, fuse_fill_dir_t fill, off_t 
     while ((de = readdir(d))) {
         struct stat st = {.st_ino = de->d_ino, .st_mode = (mode_t)DTTOIF(de->d_type)};
 
-        if (strncmp(de->d_name, ".fuse_hidden", 12) == 0)
+        if (strncmp(de->d_name, ".fuse_hidden", 12) == 0 || is_journal(d, de->d_name))
             continue;
         if (fill(buf, de->d_name, &st, 0, 0))
             return 0;

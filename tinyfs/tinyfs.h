@@ -4,6 +4,7 @@
  * framing-format stream compressed by tinyd. Not installed.
  *
  *   format.c  the stored layout (docs/format.md): pure arithmetic and parsing
+ *   journal.c the undo journal of in-place rewrites and its replay
  *   codec.c   the connection to tinyd: chunk compress/decompress, reconnects
  *   file.c    open-file state: chunk cache, dirty chunks, write-back
  *   ops.c     the FUSE operations
@@ -82,6 +83,29 @@ size_t tfs_raw_record(const void *in, uint32_t len, unsigned char *out);
  * 0 or -EBADMSG. */
 int tfs_record_check(const unsigned char *rec, size_t rec_len, uint32_t clen);
 
+/* ---- journal.c: the undo journal of in-place chunk rewrites ---- */
+
+#define TFS_JOURNAL         ".tinyfs-journal" /* in the store's root, hidden by the mount */
+#define TFS_JOURNAL_FIXED   60u               /* fixed part of an entry */
+#define TFS_JOURNAL_UNDO    1
+#define TFS_JOURNAL_BARRIER 2 /* the file's earlier entries are void (it was synced) */
+
+/* Builds into @p (TFS_JOURNAL_FIXED + strlen(@path) + @old_rec_len + 4
+ * bytes) a journal entry: before the slot at @slot_off of the stored file
+ * @path (inode @ino, stored length @old_stored) is rewritten with @new_rec
+ * (a chunk of @new_clen bytes), it held @old_rec (a chunk of @old_clen
+ * bytes). A barrier has no records. Returns the entry length. Pure. */
+size_t tfs_journal_build(unsigned char *p, int type, uint64_t ino, const char *path,
+                         uint64_t slot_off, uint64_t old_stored, uint32_t old_clen,
+                         const unsigned char *old_rec, uint32_t old_rec_len, uint32_t new_clen,
+                         const unsigned char *new_rec, uint32_t new_rec_len);
+
+/* Replays the journal of the store @storefd: every slot whose newest
+ * journalled rewrite did not complete gets its old record back (with
+ * @repair; then the journal is emptied), each named through @say. Returns
+ * the number of such slots, or -errno. Not thread-safe: before mounting. */
+int tfs_journal_replay(int storefd, int repair, void (*say)(const char *fmt, ...));
+
 /* ---- codec.c: tinyd ---- */
 
 /* Starts tinyd if none answers on the default run directory. 0 or -errno;
@@ -135,9 +159,13 @@ int tfs_file_by_inode(dev_t dev, ino_t ino, int flush, uint64_t *size);
  * st_size of an open or tinyfs-format file. */
 void tfs_stat_fixup(int dirfd, const char *path, struct stat *st);
 
+/* At unmount: closes the journal and removes it when no entry is live. */
+void tfs_file_journal_close(void);
+
 /* Log a line (syslog when daemonized, stderr in the foreground). */
 void tfs_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 extern int tfs_foreground;
+extern int tfs_store_fd; /* the store directory */
 
 #endif /* TINYFS_H */
