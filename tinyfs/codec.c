@@ -289,24 +289,36 @@ ssize_t tfs_compress(const void *in, size_t len, void *out, size_t cap)
     return run(TINY_OP_CHUNK_COMPRESS, in, len, out, cap);
 }
 
-int tfs_compress_submit(const void *in, size_t len, void *out, size_t cap, tiny_req **req)
+/* Submits @op; on failure leaves *req NULL, so that wait_or_run() runs it
+ * synchronously (with its reconnect and fallback). Always 0. */
+static int submit(int op, const void *in, size_t len, void *out, size_t cap, tiny_req **req)
 {
     tiny_conn *c = get_conn();
-    int rc = c ? tiny_submit(c, TINY_OP_CHUNK_COMPRESS, 0, in, len, out, cap, NULL, NULL, req)
-               : -ECONNRESET;
+    int rc = c ? tiny_submit(c, op, 0, in, len, out, cap, NULL, NULL, req) : -ECONNRESET;
 
     if (rc < 0)
-        *req = NULL; /* tfs_compress_wait() runs it synchronously */
+        *req = NULL;
     return 0;
 }
 
-ssize_t tfs_compress_wait(tiny_req *req, const void *in, size_t len, void *out, size_t cap)
+static ssize_t wait_or_run(int op, tiny_req *req, const void *in, size_t len, void *out,
+                           size_t cap)
 {
     ssize_t r = req ? tiny_wait(req) : -ECONNRESET;
 
     if (dead_conn(r))
-        r = tfs_compress(in, len, out, cap);
+        r = run(op, in, len, out, cap);
     return r;
+}
+
+int tfs_compress_submit(const void *in, size_t len, void *out, size_t cap, tiny_req **req)
+{
+    return submit(TINY_OP_CHUNK_COMPRESS, in, len, out, cap, req);
+}
+
+ssize_t tfs_compress_wait(tiny_req *req, const void *in, size_t len, void *out, size_t cap)
+{
+    return wait_or_run(TINY_OP_CHUNK_COMPRESS, req, in, len, out, cap);
 }
 
 ssize_t tfs_decompress(const void *rec, size_t rec_len, void *out, size_t cap)
@@ -316,23 +328,12 @@ ssize_t tfs_decompress(const void *rec, size_t rec_len, void *out, size_t cap)
 
 int tfs_decompress_submit(const void *rec, size_t rec_len, void *out, size_t cap, tiny_req **req)
 {
-    tiny_conn *c = get_conn();
-    int rc =
-        c ? tiny_submit(c, TINY_OP_CHUNK_DECOMPRESS, 0, rec, rec_len, out, cap, NULL, NULL, req)
-          : -ECONNRESET;
-
-    if (rc < 0)
-        *req = NULL;
-    return 0;
+    return submit(TINY_OP_CHUNK_DECOMPRESS, rec, rec_len, out, cap, req);
 }
 
 ssize_t tfs_decompress_wait(tiny_req *req, const void *rec, size_t rec_len, void *out, size_t cap)
 {
-    ssize_t r = req ? tiny_wait(req) : -ECONNRESET;
-
-    if (dead_conn(r))
-        r = tfs_decompress(rec, rec_len, out, cap);
-    return r;
+    return wait_or_run(TINY_OP_CHUNK_DECOMPRESS, req, rec, rec_len, out, cap);
 }
 
 static void zero_init(void)
