@@ -31,8 +31,8 @@ mount_fs() {
     wait_until 10000 is_mounted "$MNT"
 }
 unmount_dead() {
-    kill -9 "$FS_PID" 2>/dev/null
-    wait "$FS_PID" 2>/dev/null
+    # grouped, so that bash's note on the killed job goes to /dev/null too
+    { kill -9 "$FS_PID"; wait "$FS_PID"; } 2>/dev/null
     fusermount3 -u -z "$MNT"
     wait_until 5000 sh -c "! grep -q ' $MNT fuse' /proc/mounts"
 }

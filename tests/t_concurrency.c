@@ -39,27 +39,6 @@ struct job {
     atomic_int done;
 };
 
-/* In-process framing encoder (compressed chunks always). */
-static size_t frame_encode(const unsigned char *d, size_t n, unsigned char *o)
-{
-    size_t pos = 10;
-
-    memcpy(o, "\xff\x06\x00\x00sNaPpY", 10);
-    for (size_t off = 0; off < n; off += TINY_CHUNK_MAX) {
-        size_t k = n - off < TINY_CHUNK_MAX ? n - off : TINY_CHUNK_MAX;
-        size_t cl = snappy_max_compressed_length(k);
-        uint32_t crc = tiny_crc32c_masked(d + off, k);
-        snappy_compress((const char *)d + off, k, (char *)o + pos + 8, &cl);
-        o[pos] = 0;
-        o[pos + 1] = (unsigned char)(cl + 4);
-        o[pos + 2] = (unsigned char)((cl + 4) >> 8);
-        o[pos + 3] = (unsigned char)((cl + 4) >> 16);
-        memcpy(o + pos + 4, &crc, 4); /* little-endian host */
-        pos += 8 + cl;
-    }
-    return pos;
-}
-
 static size_t pick_size(uint64_t *s)
 {
     size_t k = rng_below(s, 100);
@@ -95,7 +74,7 @@ static void job_init(struct job *j, uint64_t *s, int op)
         break;
     default:
         j->in = xmalloc(10 + j->n + j->n / 6 + 64 * (j->n / 65536 + 1));
-        j->in_len = frame_encode(j->data, j->n, j->in);
+        j->in_len = ref_frame_encode(j->data, j->n, j->in, 0);
         j->cap = j->n;
         break;
     }

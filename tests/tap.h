@@ -47,23 +47,31 @@ static inline void diag(const char *fmt, ...)
     pthread_mutex_unlock(&tap_lock);
 }
 
-static inline int tap_ok(int pass, const char *file, int line, const char *fmt, ...)
+/* One test line; on failure, where it failed and @detail (may be empty). */
+static inline int tap_vresult(int pass, const char *file, int line, const char *detail,
+                              const char *fmt, va_list ap)
 {
-    va_list ap;
-
     pthread_mutex_lock(&tap_lock);
     tap_count++;
     if (!pass)
         tap_failed++;
     printf("%sok %d - ", pass ? "" : "not ", tap_count);
-    va_start(ap, fmt);
     vprintf(fmt, ap);
-    va_end(ap);
     printf("\n");
     if (!pass)
-        printf("#   failed at %s:%d\n", file, line);
+        printf("#   failed at %s:%d\n%s", file, line, detail);
     fflush(stdout);
     pthread_mutex_unlock(&tap_lock);
+    return pass;
+}
+
+static inline int tap_ok(int pass, const char *file, int line, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    tap_vresult(pass, file, line, "", fmt, ap);
+    va_end(ap);
     return pass;
 }
 
@@ -76,24 +84,14 @@ static inline int tap_ok(int pass, const char *file, int line, const char *fmt, 
 static inline int tap_is_int(long long got, long long exp, const char *file, int line,
                              const char *fmt, ...)
 {
+    char detail[96];
     va_list ap;
-    int pass = got == exp;
 
-    pthread_mutex_lock(&tap_lock);
-    tap_count++;
-    if (!pass)
-        tap_failed++;
-    printf("%sok %d - ", pass ? "" : "not ", tap_count);
+    snprintf(detail, sizeof detail, "#          got: %lld\n#     expected: %lld\n", got, exp);
     va_start(ap, fmt);
-    vprintf(fmt, ap);
+    tap_vresult(got == exp, file, line, detail, fmt, ap);
     va_end(ap);
-    printf("\n");
-    if (!pass)
-        printf("#   failed at %s:%d\n#          got: %lld\n#     expected: %lld\n", file, line, got,
-               exp);
-    fflush(stdout);
-    pthread_mutex_unlock(&tap_lock);
-    return pass;
+    return got == exp;
 }
 
 /* Stops the program at once with a failing status ("Bail out!" stops prove too). */

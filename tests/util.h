@@ -198,6 +198,40 @@ static inline uint32_t util_le32(const unsigned char *p)
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
+/* Reference framing encoder, in-process: the stream identifier, then a data
+ * chunk per 64 KiB; with @raw_unless_smaller a chunk snappy does not shrink
+ * is stored uncompressed (as tinyd does), otherwise every chunk is
+ * compressed. @o needs 10 + n + n/6 + 40 per chunk. Returns its length. */
+static inline size_t ref_frame_encode(const unsigned char *d, size_t n, unsigned char *o,
+                                      int raw_unless_smaller)
+{
+    size_t pos = 10;
+
+    memcpy(o, "\xff\x06\x00\x00sNaPpY", 10);
+    for (size_t off = 0; off < n; off += TINY_CHUNK_MAX) {
+        size_t k = n - off < TINY_CHUNK_MAX ? n - off : TINY_CHUNK_MAX;
+        size_t cl = snappy_max_compressed_length(k);
+        uint32_t crc = tiny_crc32c_masked(d + off, k);
+
+        snappy_compress((const char *)d + off, k, (char *)o + pos + 8, &cl);
+        o[pos] = 0;
+        if (raw_unless_smaller && cl >= k) {
+            memcpy(o + pos + 8, d + off, k);
+            cl = k;
+            o[pos] = 1;
+        }
+        o[pos + 1] = (unsigned char)(cl + 4);
+        o[pos + 2] = (unsigned char)((cl + 4) >> 8);
+        o[pos + 3] = (unsigned char)((cl + 4) >> 16);
+        o[pos + 4] = (unsigned char)crc;
+        o[pos + 5] = (unsigned char)(crc >> 8);
+        o[pos + 6] = (unsigned char)(crc >> 16);
+        o[pos + 7] = (unsigned char)(crc >> 24);
+        pos += 8 + cl;
+    }
+    return pos;
+}
+
 /*
  * ref_frame_decode - decode a framing-format stream in-process, checking
  * every CRC. Returns the output length, or -EBADMSG / -ENOSPC. @need_id: the
