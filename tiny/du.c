@@ -43,33 +43,11 @@ static void line(uint64_t logical, uint64_t stored, const char *path)
  * (-ENODATA: not a tinyfs file). */
 static int measure_stored(const char *path, uint64_t *logical, uint64_t *stored)
 {
-    unsigned char hdr[TFS_HDR_LEN], ch[TINY_CHUNK_HDR];
-    struct stat st;
-    uint64_t n, total = TFS_HDR_LEN;
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW), rc = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW), rc;
 
     if (fd < 0)
         return -errno;
-    if (fstat(fd, &st) < 0) {
-        rc = -errno;
-        goto out;
-    }
-    if (pread(fd, hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr) ||
-        tfs_header_parse(hdr, sizeof(hdr)) != 1) {
-        rc = -ENODATA;
-        goto out;
-    }
-    tfs_logical_size((uint64_t)st.st_size, logical);
-    n = tfs_nchunks(*logical);
-    for (uint64_t i = 0; i < n; i++) {
-        if (pread(fd, ch, sizeof(ch), (off_t)tfs_slot_off(i)) != (ssize_t)sizeof(ch)) {
-            rc = -EIO;
-            goto out;
-        }
-        total += TINY_CHUNK_HDR + tiny_get_le24(ch + 1) + TINY_CHUNK_HDR;
-    }
-    *stored = total;
-out:
+    rc = tfs_measure(fd, logical, stored);
     close(fd);
     return rc;
 }

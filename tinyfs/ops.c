@@ -414,8 +414,7 @@ static int full(char *buf, const char *path)
 /* The stored bytes of a tinyfs file: header and chunks without the padding. */
 static int stored_size(const char *path, uint64_t *out)
 {
-    unsigned char hdr[TFS_HDR_LEN], ch[4];
-    uint64_t size, n, total = TFS_HDR_LEN;
+    uint64_t logical;
     struct stat st;
     int fd = openat(tfs_store_fd, rel(path), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     int rc = 0;
@@ -431,20 +430,10 @@ static int stored_size(const char *path, uint64_t *out)
         rc = -errno;
         goto out;
     }
-    *out = (uint64_t)st.st_size;
-    if (pread(fd, hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr) ||
-        tfs_header_parse(hdr, sizeof(hdr)) != 1)
-        goto out; /* a plain file */
-    tfs_logical_size((uint64_t)st.st_size, &size);
-    n = tfs_nchunks(size);
-    for (uint64_t i = 0; i < n; i++) {
-        if (pread(fd, ch, sizeof(ch), (off_t)tfs_slot_off(i)) != (ssize_t)sizeof(ch)) {
-            rc = -EIO;
-            goto out;
-        }
-        total += TINY_CHUNK_HDR + tiny_get_le24(ch + 1) + TINY_CHUNK_HDR;
-    }
-    *out = total;
+    *out = (uint64_t)st.st_size; /* a plain file */
+    rc = tfs_measure(fd, &logical, out);
+    if (rc == -ENODATA)
+        rc = 0;
 out:
     close(fd);
     return rc;

@@ -83,6 +83,13 @@ size_t tfs_raw_record(const void *in, uint32_t len, unsigned char *out);
  * 0 or -EBADMSG. */
 int tfs_record_check(const unsigned char *rec, size_t rec_len, uint32_t clen);
 
+/* ---- measure.c ---- */
+
+/* Reads the logical size and the stored bytes (chunk records and padding
+ * headers, not the padding holes) of the stored file open as @fd. Returns 0,
+ * -ENODATA for a file not in tinyfs's format, -EIO or -errno. */
+int tfs_measure(int fd, uint64_t *logical, uint64_t *stored);
+
 /* ---- journal.c: the undo journal of in-place chunk rewrites ---- */
 
 #define TFS_JOURNAL         ".tinyfs-journal" /* in the store's root, hidden by the mount */
