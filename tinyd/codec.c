@@ -2,11 +2,15 @@
  * codec.c - the operations of tiny_proto.h, step by step.
  *
  * A step reads at most one 64 KiB chunk of the unit's input into private
- * memory (or uses the private staging buffer), computes with snappy into
- * private scratch, and only then appends the result to the output (the
- * slot, from offset 0, or the staging buffer). Nothing is ever computed on
- * shared memory, so a client scribbling on its slot only spoils its own
- * output.
+ * memory (or uses the private staging buffer) and computes with snappy from
+ * there, so no decision snappy takes depends on memory the client can change
+ * underneath it. The output goes straight into the slot when the worst case
+ * fits there (out_direct()), else into private scratch and is then appended
+ * (to the slot, from offset 0, or to the staging buffer). Writing into the
+ * slot is safe against a client scribbling on it: snappy's compressor never
+ * reads its output, and its decompressor reads back earlier output only at
+ * offsets it has validated against positions, never against the bytes it
+ * finds there, so a scribbling client only spoils its own output.
  *
  * Raw COMPRESS: snappy 1.1.x compresses in independent 64 KiB blocks, so
  * compressing each 64 KiB block alone and dropping its varint length
@@ -161,6 +165,23 @@ static int put_out(struct unit *u, unsigned char *slot, size_t slot_size, const 
     return 0;
 }
 
+/* Where @len bytes of output can be written directly: the slot at the end
+ * of the output, when they fit there (in-slot units) without touching input
+ * from offset @unread on, which no step has copied yet; else NULL. The
+ * bound is the worst case: snappy's compressor may write a few bytes past
+ * its output's end. */
+static unsigned char *out_direct(const struct unit *u, unsigned char *slot, size_t slot_size,
+                                 size_t len, uint64_t unread)
+{
+    uint64_t end = u->out_len + len;
+
+    if ((u->flags & TINY_UF_STAGED) || len > slot_size || u->out_len > slot_size - len)
+        return NULL;
+    if (unread < u->in_len && end > u->in_off + unread && u->out_len < u->in_off + u->in_len)
+        return NULL;
+    return slot + u->out_len;
+}
+
 static size_t step_len(const struct unit *u)
 {
     uint64_t rem = u->in_len - u->in_pos;
@@ -170,6 +191,7 @@ static size_t step_len(const struct unit *u)
 static int step_compress(struct codec_ctx *x, struct unit *u, unsigned char *slot, size_t ss)
 {
     size_t b = step_len(u), olen = OUT_SCRATCH, hl;
+    unsigned char saved[10], *dst;
     const unsigned char *src;
     uint32_t v;
     int r;
@@ -183,6 +205,25 @@ static int step_compress(struct codec_ctx *x, struct unit *u, unsigned char *slo
     if (b == 0)
         return 1;
     src = get_in(x, u, slot, u->in_pos, b);
+    hl = tiny_varint_put(saved, b);
+    dst = out_direct(u, slot, ss, snappy_max_compressed_length(b), u->in_pos + b);
+    if (dst) {
+        /* snappy writes varint(b) first. Let it land on the last hl bytes
+         * of the output so far and put those back; the first step of a
+         * unit has none, and moves its output down instead. */
+        size_t back = u->out_len >= hl ? hl : 0;
+        memcpy(saved, dst - back, back);
+        olen = snappy_max_compressed_length(b);
+        r = snappy_errno(snappy_compress((const char *)src, b, (char *)dst - back, &olen));
+        memcpy(dst - back, saved, back);
+        if (r < 0)
+            return r;
+        if (!back)
+            memmove(dst, dst + hl, olen - hl);
+        u->out_len += olen - hl;
+        u->in_pos += b;
+        return u->in_pos == u->in_len;
+    }
     r = snappy_errno(snappy_compress((const char *)src, b, (char *)x->out, &olen));
     if (r < 0)
         return r;
@@ -199,6 +240,7 @@ static int step_compress(struct codec_ctx *x, struct unit *u, unsigned char *slo
 static int step_decompress(struct codec_ctx *x, struct unit *u, unsigned char *slot, size_t ss)
 {
     const unsigned char *src = get_in(x, u, slot, 0, u->in_len);
+    unsigned char *dst;
     size_t n;
     int r;
 
@@ -209,11 +251,14 @@ static int step_decompress(struct codec_ctx *x, struct unit *u, unsigned char *s
         return -E2BIG;
     if (n < u->arg)
         return -EINVAL;
-    r = snappy_errno(snappy_uncompress((const char *)src, u->in_len, (char *)x->out, &n));
+    dst = u->arg == 0 ? out_direct(u, slot, ss, n, u->in_len) : NULL;
+    r = snappy_errno(
+        snappy_uncompress((const char *)src, u->in_len, (char *)(dst ? dst : x->out), &n));
     if (r < 0)
         return r == -ENOSPC ? -EBADMSG : r;
-    r = put_out(u, slot, ss, x->out + u->arg, n - u->arg);
-    if (r < 0)
+    if (dst)
+        u->out_len += n;
+    else if ((r = put_out(u, slot, ss, x->out + u->arg, n - u->arg)) < 0)
         return r;
     u->in_pos = u->in_len;
     return 1;
@@ -224,9 +269,25 @@ static int put_chunk(struct codec_ctx *x, struct unit *u, unsigned char *slot, s
                      const unsigned char *src, size_t b)
 {
     size_t olen = OUT_SCRATCH - TINY_CHUNK_HDR - TINY_CHUNK_CRC;
-    unsigned char *h = x->out;
+    unsigned char *h = out_direct(u, slot, ss, 8 + snappy_max_compressed_length(b), u->in_pos + b);
     int r;
 
+    if (h) {
+        olen = snappy_max_compressed_length(b);
+        r = snappy_errno(snappy_compress((const char *)src, b, (char *)h + 8, &olen));
+        if (r < 0)
+            return r;
+        h[0] = olen < b ? TINY_CHUNK_COMPRESSED : TINY_CHUNK_UNCOMPRESSED;
+        if (olen >= b) {
+            olen = b;
+            memcpy(h + 8, src, b);
+        }
+        tiny_put_le24(h + 1, (uint32_t)(olen + TINY_CHUNK_CRC));
+        tiny_put_le32(h + TINY_CHUNK_HDR, tiny_crc32c_masked(src, b));
+        u->out_len += 8 + olen;
+        return 0;
+    }
+    h = x->out;
     tiny_put_le32(h + TINY_CHUNK_HDR, tiny_crc32c_masked(src, b));
     r = snappy_errno(snappy_compress((const char *)src, b, (char *)h + 8, &olen));
     if (r < 0)
@@ -274,6 +335,7 @@ static int put_data_chunk(struct codec_ctx *x, struct unit *u, unsigned char *sl
     uint32_t crc = tiny_get_le32(body);
     const unsigned char *data = body + TINY_CHUNK_CRC;
     size_t dlen = len - TINY_CHUNK_CRC, n;
+    unsigned char *dst;
     int r;
 
     if (type == TINY_CHUNK_COMPRESSED) {
@@ -282,9 +344,19 @@ static int put_data_chunk(struct codec_ctx *x, struct unit *u, unsigned char *sl
             return r;
         if (n > TINY_CHUNK_MAX)
             return -EBADMSG;
-        r = snappy_errno(snappy_uncompress((const char *)data, dlen, (char *)x->out, &n));
+        dst = out_direct(u, slot, ss, n, u->in_pos + TINY_CHUNK_HDR + len);
+        r = snappy_errno(
+            snappy_uncompress((const char *)data, dlen, (char *)(dst ? dst : x->out), &n));
         if (r < 0)
             return -EBADMSG;
+        if (dst) {
+            /* The CRC is of what the client will read, whatever it did to
+             * its slot meanwhile. */
+            if (tiny_crc32c_masked(dst, n) != crc)
+                return -EBADMSG;
+            u->out_len += n;
+            return 0;
+        }
         data = x->out;
         dlen = n;
     } else if (dlen > TINY_CHUNK_MAX) {
