@@ -11,7 +11,9 @@
  *     >= 1.7x with 2 workers);
  *  3. a 4 KiB COMPRESS round trip, p50 and p99, against the in-process time
  *     of the same 4 KiB plus 1.2 x a bare System V message-queue ping-pong
- *     between two processes (target <= 1.0x).
+ *     between two processes (target <= 1.0x);
+ *  4. CPU time per byte of client and tinyd against in-process snappy,
+ *     which bounds what two workers can reach on two cores.
  * Every figure is the median of several repetitions. Prints a markdown
  * table on stdout; progress on stderr.
  * Usage: service DATA_DIR [MIXED_MiB [REPS]]     (TINYD_DIR names the daemon)
@@ -139,6 +141,117 @@ static void single_client(tiny_conn *c, const char *name, const unsigned char *i
     row(what, mbps(n, a), mbps(n, b), "MB/s", ">= 0.95x");
     reps = saved_reps;
     free(z);
+    free(out);
+}
+
+/* --- CPU per byte ------------------------------------------------------------ */
+
+static uint64_t self_cpu_ns(void)
+{
+    struct timespec t;
+
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
+/* User + system time of process @pid, from /proc (clock ticks). */
+static uint64_t pid_cpu_ns(long pid)
+{
+    char path[64], buf[1024], *p;
+    unsigned long ut = 0, st = 0;
+    FILE *f;
+
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    f = fopen(path, "r");
+    if (!f)
+        return 0;
+    p = fgets(buf, sizeof buf, f) ? strrchr(buf, ')') : NULL;
+    fclose(f);
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+        return 0;
+    return (uint64_t)(ut + st) * (1000000000u / (uint64_t)sysconf(_SC_CLK_TCK));
+}
+
+static long tinyd_pid(void)
+{
+    const char *dir = getenv("TINYD_DIR");
+    char path[4096];
+    long pid = 0;
+    FILE *f;
+
+    if (!dir)
+        return 0;
+    snprintf(path, sizeof path, "%s/tinyd.pid", dir);
+    f = fopen(path, "r");
+    if (f) {
+        if (fscanf(f, "%ld", &pid) != 1)
+            pid = 0;
+        fclose(f);
+    }
+    return pid;
+}
+
+/*
+ * Where the CPU goes: for blocking calls on the mixed input, the CPU time of
+ * the client process (its copies into and out of the slots, the raw-stream
+ * walk, messages) and of tinyd (snappy, its input copies, messages), each
+ * against in-process snappy's CPU time for the same bytes. Their sum bounds
+ * what two workers can reach on a two-core machine: 2 / sum.
+ */
+static void cpu_costs(tiny_conn *c, const unsigned char *in, size_t n)
+{
+    static const int ops[4] = {TINY_OP_COMPRESS, TINY_OP_DECOMPRESS, TINY_OP_FRAME_COMPRESS,
+                               TINY_OP_FRAME_DECOMPRESS};
+    static const char *const names[4] = {"COMPRESS", "DECOMPRESS", "FRAME_COMPRESS",
+                                         "FRAME_DECOMPRESS"};
+    size_t cap = tiny_max_output(TINY_OP_FRAME_COMPRESS, n) + tiny_max_output(TINY_OP_COMPRESS, n);
+    unsigned char *z = xmalloc(cap), *fz = xmalloc(cap), *out = xmalloc(cap);
+    size_t zl = cap, fzl;
+    long pid = tinyd_pid();
+
+    if (!pid)
+        return;
+    fprintf(stderr, "cpu per byte\n");
+    snappy_compress((const char *)in, n, (char *)z, &zl);
+    fzl = ref_frame_encode(in, n, fz, 1);
+    printf(
+        "\nCPU time per byte of the mixed input, blocking calls, against in-process snappy's CPU "
+        "time for the same bytes (client: the calling process with its library threads; "
+        "tinyd: /proc/PID/stat, 10 ms ticks). Two workers can reach at most 2 / total on two "
+        "cores, because the client's share runs on the same cores.\n\n");
+    printf("| op | client | tinyd | total | bound on 2 cores |\n|---|---|---|---|---|\n");
+    for (int k = 0; k < 4; k++) {
+        const unsigned char *src = k == 0 || k == 2 ? in : k == 1 ? z : fz;
+        size_t len = k == 0 || k == 2 ? n : k == 1 ? zl : fzl;
+        uint64_t a = self_cpu_ns(), base, cl, td;
+        for (int r = 0; r < reps; r++) {
+            size_t ol = cap;
+            if (k == 0)
+                snappy_compress((const char *)in, n, (char *)out, &ol);
+            else if (k == 1)
+                snappy_uncompress((const char *)z, zl, (char *)out, &ol);
+            else if (k == 2)
+                ref_frame_encode(in, n, out, 1);
+            else
+                ref_frame_decode(fz, fzl, out, cap, 1);
+        }
+        base = self_cpu_ns() - a;
+        a = self_cpu_ns();
+        uint64_t d = pid_cpu_ns(pid);
+        for (int r = 0; r < reps; r++)
+            if (tiny_run(c, ops[k], 0, src, len, out, cap) < 0) {
+                fprintf(stderr, "service: cpu pass failed\n");
+                exit(1);
+            }
+        cl = self_cpu_ns() - a;
+        td = pid_cpu_ns(pid) - d;
+        printf("| %s | %.2fx | %.2fx | %.2fx | %.2fx |\n", names[k], (double)cl / (double)base,
+               (double)td / (double)base, (double)(cl + td) / (double)base,
+               2.0 * (double)base / (double)(cl + td));
+    }
+    fflush(stdout);
+    free(z);
+    free(fz);
     free(out);
 }
 
@@ -493,6 +606,9 @@ int main(int argc, char **argv)
     tiny_disconnect(c);
     parallel(big, mixed);
     latency();
+    c = connect_or_bail(8, 1u << 20, 1);
+    cpu_costs(c, big, mixed);
+    tiny_disconnect(c);
     free(big);
     free(corpus);
     return 0;
