@@ -13,10 +13,13 @@
 #include <fuse.h>
 #include <fuse_lowlevel.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <syslog.h>
 #include <unistd.h>
 
@@ -25,6 +28,8 @@
 extern int tfs_store_fd;
 extern const char *tfs_store_path;
 extern const struct fuse_operations tfs_ops;
+extern unsigned tfs_max_write, tfs_st_blksize;
+extern struct fuse_conn_info_opts *tfs_conn_opts;
 
 int tfs_foreground;
 
@@ -47,7 +52,9 @@ struct conf {
     char *store;
     int version;
     int help;
-    int tinyd_wait; /* seconds, -1: the default */
+    int tinyd_wait;    /* seconds, -1: the default */
+    int st_blksize;    /* -1: the default */
+    int read_ahead_kb; /* -1: the default */
 };
 
 enum { KEY_HELP, KEY_VERSION };
@@ -58,6 +65,8 @@ static const struct fuse_opt opts[] = {
     FUSE_OPT_KEY("-V", KEY_VERSION),
     FUSE_OPT_KEY("--version", KEY_VERSION),
     {"tinyd_wait=%d", offsetof(struct conf, tinyd_wait), 0},
+    {"st_blksize=%d", offsetof(struct conf, st_blksize), 0},
+    {"read_ahead_kb=%d", offsetof(struct conf, read_ahead_kb), 0},
     FUSE_OPT_END,
 };
 
@@ -83,6 +92,66 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *out)
     return 1;
 }
 
+struct read_ahead {
+    char *mnt;
+    int kb, quiet;
+};
+
+/* Sets the kernel read-ahead of the mount to kb KiB through its backing
+ * device info: a FUSE filesystem can only lower it in INIT, and 128 KiB of
+ * read-ahead makes a sequential reader pay a request round trip per 128 KiB.
+ * INIT would undo an earlier setting, so this runs in its own thread once
+ * the loop serves requests: the stat of the mount point waits for INIT and
+ * gives the device number, which names the bdi. Needs root. */
+static void *read_ahead_thread(void *arg)
+{
+    struct read_ahead *r = arg;
+    char path[96];
+    struct stat st;
+    int fd, rc = 0;
+
+    if (stat(r->mnt, &st) < 0) {
+        rc = -errno;
+    } else {
+        snprintf(path, sizeof(path), "/sys/class/bdi/%u:%u/read_ahead_kb", major(st.st_dev),
+                 minor(st.st_dev));
+        fd = open(path, O_WRONLY | O_CLOEXEC);
+        if (fd < 0 || dprintf(fd, "%d\n", r->kb) < 0)
+            rc = -errno;
+        if (fd >= 0)
+            close(fd);
+    }
+    if (rc < 0 && !r->quiet)
+        tfs_log("cannot set the read-ahead of %s to %d KiB: %s", r->mnt, r->kb, strerror(-rc));
+    free(r->mnt);
+    free(r);
+    return NULL;
+}
+
+/* Starts read_ahead_thread(); without root only when asked for (to say why
+ * it cannot). */
+static void set_read_ahead(const char *mnt, int kb)
+{
+    struct read_ahead *r;
+    pthread_t t;
+
+    if (kb == 0 || (kb < 0 && geteuid() != 0))
+        return;
+    r = calloc(1, sizeof(*r));
+    if (!r || !(r->mnt = strdup(mnt))) {
+        free(r);
+        return;
+    }
+    r->quiet = kb < 0;
+    r->kb = kb < 0 ? 1024 : kb;
+    if (pthread_create(&t, NULL, read_ahead_thread, r) != 0) {
+        free(r->mnt);
+        free(r);
+        return;
+    }
+    pthread_detach(t);
+}
+
 static void usage(const char *prog)
 {
     printf("usage: %s [options] STORE MOUNTPOINT\n\n"
@@ -90,7 +159,12 @@ static void usage(const char *prog)
            "mount is stored in STORE as a snappy framing-format stream compressed by tinyd.\n"
            "A tinyd is started on the default run directory when none is running.\n\n"
            "    -o tinyd_wait=SECONDS  how long reads wait for an unavailable tinyd\n"
-           "                           before failing with EIO (default 10)\n\n",
+           "                           before failing with EIO (default 10)\n"
+           "    -o st_blksize=BYTES    st_blksize of regular files, the I/O size of cp,\n"
+           "                           cat... (default 1048576; 0: the store's)\n"
+           "    -o read_ahead_kb=KIB   kernel read-ahead of the mount, set when root\n"
+           "                           (default 1024; 0: the kernel's 128)\n"
+           "    -o max_write=BYTES, -o [no_]splice_read... : see fuse_parse_conn_info_opts\n\n",
            prog);
 }
 
@@ -100,7 +174,7 @@ int main(int argc, char *argv[])
     struct fuse_cmdline_opts o = {0};
     struct fuse_loop_config *lc = NULL;
     struct fuse *fuse = NULL;
-    struct conf c = {.tinyd_wait = -1};
+    struct conf c = {.tinyd_wait = -1, .st_blksize = -1, .read_ahead_kb = -1};
     char *store = NULL, fsopt[PATH_MAX + 64];
     int rc = 1;
 
@@ -124,6 +198,12 @@ int main(int argc, char *argv[])
         usage(argv[0]);
         return 2;
     }
+    /* -o max_write=, [no_]splice_read... override what tfs_init() sets */
+    tfs_conn_opts = fuse_parse_conn_info_opts(&args);
+    if (!tfs_conn_opts)
+        goto out;
+    if (c.st_blksize >= 0)
+        tfs_st_blksize = (unsigned)c.st_blksize;
     store = realpath(c.store, NULL);
     if (!store) {
         fprintf(stderr, "tinyfs: cannot use store %s: %s\n", c.store, strerror(errno));
@@ -176,6 +256,7 @@ int main(int argc, char *argv[])
         goto out_unmount;
     if (fuse_set_signal_handlers(fuse_get_session(fuse)) != 0)
         goto out_unmount;
+    set_read_ahead(o.mountpoint, c.read_ahead_kb);
     if (o.singlethread) {
         rc = fuse_loop(fuse) ? 1 : 0;
     } else {
@@ -201,5 +282,6 @@ out:
     fuse_opt_free_args(&args);
     free(store);
     free(c.store);
+    free(tfs_conn_opts);
     return rc;
 }

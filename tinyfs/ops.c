@@ -31,8 +31,15 @@
 #include "format.h"
 #include "tinyfs.h"
 
+#define TFS_MAX_WRITE  (1u << 20) /* libfuse's largest (FUSE_MAX_MAX_PAGES) */
+#define TFS_ST_BLKSIZE (1u << 20)
+
 int tfs_store_fd = -1;
 const char *tfs_store_path;
+/* FUSE settings (main.c fills them from the options; docs/man/tinyfs.1) */
+unsigned tfs_max_write = TFS_MAX_WRITE;
+unsigned tfs_st_blksize = TFS_ST_BLKSIZE;
+struct fuse_conn_info_opts *tfs_conn_opts;
 
 static const char *rel(const char *path)
 {
@@ -108,9 +115,34 @@ static int create_stored(const char *path, mode_t mode)
     return rc;
 }
 
+/* The I/O sizes of regular files: cp and cat size their buffers by
+ * st_blksize, and every write() through FUSE is one request, so a large
+ * st_blksize and max_write cut the round trips of a sequential writer and
+ * reader by as much (tests/bench/fs.sh measured the values). Reads from the
+ * store need no alignment, so any size is right. */
+static void set_blksize(struct stat *st)
+{
+    if (S_ISREG(st->st_mode) && tfs_st_blksize)
+        st->st_blksize = (blksize_t)tfs_st_blksize;
+}
+
 static void *tfs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 {
-    (void)conn;
+    /* Requests are read into memory: with splice a write's data would be
+     * spliced into a pipe and then copied out of it again, as no write_buf
+     * operation takes the pipe itself. max_write above 128 KiB makes libfuse
+     * raise max_pages, so one request carries a whole cp buffer. The rest are
+     * libfuse's defaults (async reads, parallel directory operations). The
+     * kernel's write-back cache stays off: each name of a hard-linked file
+     * is its own kernel inode in the high-level API, and with that cache
+     * the kernel trusts its own size and pages of each, so names would
+     * disagree. Options given with -o override all of this. */
+    conn->want &= ~(unsigned)FUSE_CAP_SPLICE_READ;
+    conn->want &= ~(unsigned)(FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
+    if (tfs_max_write)
+        conn->max_write = tfs_max_write;
+    if (tfs_conn_opts)
+        fuse_apply_conn_info_opts(tfs_conn_opts, conn);
     cfg->use_ino = 1;
     cfg->nullpath_ok = 1;
     /* The high-level API gives each name of a hard-linked file its own kernel
@@ -131,13 +163,18 @@ static void tfs_destroy(void *data)
 
 static int tfs_getattr(const char *path, struct stat *st, struct fuse_file_info *fi)
 {
-    if (!path && fi)
-        return tfs_file_fstat(F(fi), st);
+    if (!path && fi) {
+        int rc = tfs_file_fstat(F(fi), st);
+
+        set_blksize(st);
+        return rc;
+    }
     if (path && strcmp(path, "/" TFS_JOURNAL) == 0)
         return -ENOENT; /* the journal is not part of the filesystem */
     if (fstatat(tfs_store_fd, rel(path), st, AT_SYMLINK_NOFOLLOW) < 0)
         return -errno;
     tfs_stat_fixup(tfs_store_fd, rel(path), st);
+    set_blksize(st);
     return 0;
 }
 

@@ -2,7 +2,10 @@
  * passthrough.c - the uncompressed FUSE baseline of tests/bench/fs.sh: every
  * operation goes to the same path under a backing directory, with the FUSE
  * settings of tinyfs (tinyfs/main.c, tinyfs/ops.c): the high-level API,
- * use_ino, nullpath_ok, attr_timeout 0, default_permissions, and the
+ * use_ino, nullpath_ok, attr_timeout 0, default_permissions, max_write
+ * 1 MiB, no splice, st_blksize 1 MiB for regular files, the mount's
+ * read-ahead raised to 1 MiB (as root), the same -o st_blksize=,
+ * read_ahead_kb= and fuse_parse_conn_info_opts() options, and the
  * multithreaded loop with at most 10 threads. Whatever tinyfs costs beyond
  * this program is compression and its own bookkeeping, not FUSE.
  * Usage: passthrough BACKING MOUNTPOINT [fuse options]
@@ -14,14 +17,29 @@
 #include <fuse.h>
 #include <fuse_lowlevel.h>
 #include <limits.h>
+#include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 static int root = -1;
+static unsigned st_blksize = 1u << 20;
+static struct fuse_conn_info_opts *conn_opts;
+
+struct conf {
+    int st_blksize, read_ahead_kb; /* -1: the default */
+};
+
+static const struct fuse_opt opts[] = {
+    {"st_blksize=%d", offsetof(struct conf, st_blksize), 0},
+    {"read_ahead_kb=%d", offsetof(struct conf, read_ahead_kb), 0},
+    FUSE_OPT_END,
+};
 
 /* "/a/b" -> "a/b", "/" -> "." relative to the backing directory */
 static const char *rel(const char *path)
@@ -31,7 +49,10 @@ static const char *rel(const char *path)
 
 static void *pt_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 {
-    (void)conn;
+    conn->want &= ~(unsigned)(FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
+    conn->max_write = 1u << 20;
+    if (conn_opts)
+        fuse_apply_conn_info_opts(conn_opts, conn);
     cfg->use_ino = 1;
     cfg->nullpath_ok = 1;
     cfg->attr_timeout = 0;
@@ -43,6 +64,8 @@ static int pt_getattr(const char *path, struct stat *st, struct fuse_file_info *
 {
     int rc =
         !path && fi ? fstat((int)fi->fh, st) : fstatat(root, rel(path), st, AT_SYMLINK_NOFOLLOW);
+    if (rc == 0 && S_ISREG(st->st_mode) && st_blksize)
+        st->st_blksize = (blksize_t)st_blksize;
     return rc < 0 ? -errno : 0;
 }
 
@@ -256,8 +279,33 @@ static const struct fuse_operations pt_ops = {
     .fsync = pt_fsync,
 };
 
+/* tinyfs/main.c read_ahead_thread(): the mount's bdi read_ahead_kb, once INIT
+ * is done (a stat of the mount point waits for it). */
+static char *ra_mnt;
+static int ra_kb;
+
+static void *read_ahead_thread(void *arg)
+{
+    char path[96];
+    struct stat st;
+    int fd;
+
+    (void)arg;
+    if (stat(ra_mnt, &st) < 0)
+        return NULL;
+    snprintf(path, sizeof(path), "/sys/class/bdi/%u:%u/read_ahead_kb", major(st.st_dev),
+             minor(st.st_dev));
+    fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        dprintf(fd, "%d\n", ra_kb);
+        close(fd);
+    }
+    return NULL;
+}
+
 int main(int argc, char **argv)
 {
+    struct conf c = {-1, -1};
     struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
     struct fuse_cmdline_opts o = {0};
     struct fuse_loop_config *lc;
@@ -278,7 +326,12 @@ int main(int argc, char **argv)
         fuse_opt_add_arg(&args, argv[i]);
     fuse_opt_add_arg(&args, "-odefault_permissions");
     fuse_opt_add_arg(&args, "-osubtype=passthrough");
-    if (fuse_parse_cmdline(&args, &o) != 0 || !o.mountpoint)
+    if (fuse_opt_parse(&args, &c, opts, NULL) < 0)
+        goto out;
+    if (c.st_blksize >= 0)
+        st_blksize = (unsigned)c.st_blksize;
+    conn_opts = fuse_parse_conn_info_opts(&args);
+    if (!conn_opts || fuse_parse_cmdline(&args, &o) != 0 || !o.mountpoint)
         goto out;
     fuse = fuse_new(&args, &pt_ops, sizeof(pt_ops), NULL);
     if (!fuse)
@@ -287,6 +340,14 @@ int main(int argc, char **argv)
         goto out_destroy;
     if (fuse_daemonize(o.foreground) != 0 || fuse_set_signal_handlers(fuse_get_session(fuse)) != 0)
         goto out_unmount;
+    if (c.read_ahead_kb != 0 && geteuid() == 0) {
+        pthread_t t;
+
+        ra_mnt = o.mountpoint;
+        ra_kb = c.read_ahead_kb > 0 ? c.read_ahead_kb : 1024;
+        if (pthread_create(&t, NULL, read_ahead_thread, NULL) == 0)
+            pthread_detach(t);
+    }
     lc = fuse_loop_cfg_create();
     if (!lc)
         goto out_unmount;
@@ -303,6 +364,7 @@ out_destroy:
     fuse_destroy(fuse);
 out:
     free(o.mountpoint);
+    free(conn_opts);
     fuse_opt_free_args(&args);
     close(root);
     return rc;
