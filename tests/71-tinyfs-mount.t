@@ -158,6 +158,29 @@ diag "incompressible: $app bytes apparent, $use allocated"
 ok $? "du of incompressible data is within 0.1% of its size"
 cmp -s "$TMP_DIR/random" "$MNT/random"
 ok $? "incompressible data reads back identical"
+# The stored-size targets (docs/format.md): the blocks of a stored file
+# within 1% of the framing stream that tiny compress makes of the same data
+# (0.05% for incompressible data). 64 MiB of mixed data: corpus text and
+# random blocks.
+for i in $(seq 14); do
+    cat "$DATA_DIR"/*
+    head -c 2097152 /dev/urandom
+done | head -c 67108864 >"$TMP_DIR/mixed"
+cp "$TMP_DIR/mixed" "$MNT/mixed"
+for f in mixed random; do
+    "$TINY_BUILD/tiny" -c "$TMP_DIR/$f" >"$TMP_DIR/$f.sz"
+done
+sz=$(stat -c %s "$TMP_DIR/mixed.sz")
+use=$(($(stat -c %b "$STORE/mixed") * 512))
+diag "mixed 64 MiB: $use bytes allocated in the store, framing stream $sz ($(awk -v a="$use" -v b="$sz" 'BEGIN { printf "%.4f", a / b }')x)"
+[ "$use" -le $((sz + sz / 100)) ] && cmp -s "$TMP_DIR/mixed" "$MNT/mixed"
+ok $? "mixed data: allocated size within 1% of the framing stream"
+sz=$(stat -c %s "$TMP_DIR/random.sz")
+use=$(($(stat -c %b "$STORE/random") * 512))
+diag "incompressible 8 MiB: $use bytes allocated, framing stream $sz ($(awk -v a="$use" -v b="$sz" 'BEGIN { printf "%.5f", a / b }')x)"
+[ "$use" -le $((sz + sz / 2000)) ]
+ok $? "incompressible data: allocated size within 0.05% of the framing stream"
+rm -f "$MNT/mixed" "$TMP_DIR/mixed" "$TMP_DIR/mixed.sz" "$TMP_DIR/random.sz"
 st=$(getfattr --only-values -n user.tinyfs.stored_size "$MNT/text" 2>/dev/null ||
     $PY -c 'import os,sys; print(os.getxattr(sys.argv[1], "user.tinyfs.stored_size").decode())' "$MNT/text")
 [ -n "$st" ] && [ "$st" -gt 0 ] && [ "$st" -lt "$(stat -c %s "$MNT/text")" ]

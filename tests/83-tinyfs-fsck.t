@@ -19,6 +19,20 @@ fsck_rc() {
 chunk() { # chunk FILE I: the I-th 64 KiB of FILE
     dd if="$1" bs=65536 skip="$2" count=1 status=none
 }
+# stored_at FILE I [pad]: where chunk I of the stored FILE is, from its group's
+# index (docs/format.md, version 2); with "pad", where the padding header of
+# chunk I's group is.
+stored_at() {
+    /usr/bin/python3 - "$@" <<'EOF'
+import struct, sys
+f, i = open(sys.argv[1], 'rb'), int(sys.argv[2])
+g, k = divmod(i, 16)
+off = 38 + g * (80 + 16 * 65544 + 4)
+f.seek(off + 4)
+n, last, *rec = struct.unpack('<18I', f.read(72))
+print(off + 80 + sum(rec[:n if len(sys.argv) > 3 else k]))
+EOF
+}
 
 start_tinyd_or_bail
 ipc_snapshot
@@ -70,8 +84,9 @@ else
 fi
 
 # --- flipped bytes in the data of chunk 5 ------------------------------------------------------
-flip_byte "$STORE/d/text.victim" $((38 + 5 * 65548 + 100))
-flip_byte "$STORE/d/rand.victim" $((38 + 2 * 65548 + 100))
+at5=$(stored_at "$STORE/d/text.victim" 5)
+flip_byte "$STORE/d/text.victim" $((at5 + 100))
+flip_byte "$STORE/d/rand.victim" $(($(stored_at "$STORE/d/rand.victim" 2) + 100))
 mount_fs
 ok $? "mount again"
 chunk "$MNT/d/text.victim" 5 >/dev/null 2>"$TMP_DIR/err"
@@ -95,18 +110,21 @@ ok $? "a log line names the file and chunk"
 umount_fs
 fsck_rc "$STORE/d/text.victim" "$STORE/d/rand.victim"
 is "$RC" 4 "tiny fsck exits 4 (damage left)"
-grep -q "text.victim: chunk 5 (bytes 327680-393215, stored at 327778): bad crc" "$TMP_DIR/fsck.out" &&
+grep -q "text.victim: chunk 5 (bytes 327680-393215, stored at $at5): bad crc" "$TMP_DIR/fsck.out" &&
     grep -q "rand.victim: chunk 2 (bytes 131072-196607, .*): bad" "$TMP_DIR/fsck.out"
 ok $? "it names each file and the damaged byte range" || diag "$(cat "$TMP_DIR/fsck.out")"
 fsck_rc --repair "$STORE/d/text.victim"
 is "$RC" 4 "fsck --repair cannot rebuild damaged data: still 4, chunk left in place"
 
 # --- a torn end (a crash in the middle of an append) -----------------------------------------
-truncate -s $((38 + 3 * 65548 + 5000)) "$STORE/d/text.torn"
-truncate -s $((38 + 4 * 65548 + 5)) "$STORE/d/rand.torn"
+# a record cut short (text), bytes after the last indexed record (rand)
+cut=$(($(stored_at "$STORE/d/text.torn" 3) + 5000))
+truncate -s $cut "$STORE/d/text.torn"
+head -c 3000 /dev/urandom >>"$STORE/d/rand.torn"
 fsck_rc "$STORE/d/text.torn" "$STORE/d/rand.torn"
 is "$RC" 4 "a torn end is found (exit 4)"
-grep -q "text.torn: torn end: stored length 201682 ends inside chunk 3" "$TMP_DIR/fsck.out"
+grep -q "text.torn: torn end: stored length $cut ends inside a write (whole chunks up to logical byte 196608)" "$TMP_DIR/fsck.out" &&
+    grep -q "rand.torn: torn end: .*logical byte 300000)" "$TMP_DIR/fsck.out"
 ok $? "and named: $(grep text.torn "$TMP_DIR/fsck.out" | head -1)"
 fsck_rc --repair "$STORE/d/text.torn" "$STORE/d/rand.torn"
 is "$RC" 1 "fsck --repair cuts it back to the last whole chunk (exit 1)"
@@ -115,10 +133,10 @@ is "$RC" 0 "then it is clean"
 
 # --- a bad header CRC, a bad padding header ---------------------------------------------------
 flip_byte "$STORE/d/text.hdr" 30
-flip_byte "$STORE/d/text.pad" $((38 + 4 + $(od -An -tu4 -j 39 -N4 "$STORE/d/text.pad" | tr -d ' ') % 16777216))
+flip_byte "$STORE/d/text.pad" $(($(stored_at "$STORE/d/text.pad" 0 pad) + 1))
 fsck_rc "$STORE/d/text.hdr" "$STORE/d/text.pad"
 is "$RC" 4 "a bad header crc and a bad padding header are found"
-grep -q "text.hdr: header: bad crc" "$TMP_DIR/fsck.out" && grep -q "text.pad: chunk 0 .*bad padding header" "$TMP_DIR/fsck.out"
+grep -q "text.hdr: header: bad crc" "$TMP_DIR/fsck.out" && grep -q "text.pad: group 0 .*bad padding header" "$TMP_DIR/fsck.out"
 ok $? "and named" || diag "$(cat "$TMP_DIR/fsck.out")"
 fsck_rc --repair "$STORE/d/text.hdr" "$STORE/d/text.pad"
 is "$RC" 1 "fsck --repair rebuilds both (exit 1)"
@@ -129,14 +147,41 @@ ok $? "mount again"
 cmp -s "$MNT/d/text.hdr" "$TMP_DIR/text" && cmp -s "$MNT/d/text.pad" "$TMP_DIR/text"
 ok $? "the repaired header and padding files read back identical"
 cmp -s "$MNT/d/text.torn" <(head -c $((3 * 65536)) "$TMP_DIR/text") &&
-    cmp -s "$MNT/d/rand.torn" <(head -c $((4 * 65536)) "$TMP_DIR/rand")
-ok $? "the torn files hold the prefix of whole chunks"
+    cmp -s "$MNT/d/rand.torn" "$TMP_DIR/rand"
+ok $? "the torn files hold the prefix of whole chunks (all of rand)"
 cmp -s "$MNT/kppkn.gtb" "$DATA_DIR/kppkn.gtb" && cmp -s "$MNT/alice29.txt" "$DATA_DIR/alice29.txt"
 ok $? "the undamaged files are intact"
 umount_fs
 fsck_rc "$STORE"
 is "$RC" 4 "the whole store: exit 4, only the two damaged chunks left"
 is "$(grep -c "bad crc\|bad chunk" "$TMP_DIR/fsck.out")" 2 "exactly two damaged ranges reported"
+
+# --- a file in format version 1: refused clearly, converted by a rewrite ------------------
+mkdir "$STORE/v1"
+/usr/bin/python3 - "$STORE/v1/old" "$DATA_DIR/alice29.txt" <<'EOF'
+import struct, sys, snappy_compat
+data = open(sys.argv[2], 'rb').read()[:100000]
+body = b"tinyfs\0\0" + struct.pack('<III', 1, 65536, 0)
+out = b"\xff\x06\x00\x00sNaPpY" + b"\xa1" + struct.pack('<I', 24)[:3] + body + struct.pack('<I', snappy_compat.masked(body))
+for i in range(0, len(data), 65536):   # version 1: one slot per chunk
+    c = data[i:i + 65536]
+    out += b"\x01" + struct.pack('<I', len(c) + 4)[:3] + struct.pack('<I', snappy_compat.masked(c)) + c
+    out += b"\xfe" + struct.pack('<I', 0)[:3]
+open(sys.argv[1], 'wb').write(out)
+EOF
+fsck_rc "$STORE/v1"
+[ "$RC" = 4 ] && grep -q "v1/old: tinyfs format version 1, not checked" "$TMP_DIR/fsck.out"
+ok $? "tiny fsck names a version 1 file (exit 4)" || diag "$(cat "$TMP_DIR/fsck.out")"
+mount_fs
+! cat "$MNT/v1/old" >/dev/null 2>&1 && grep -q "v1/old: stored in tinyfs format version 1" "$LOG"
+ok $? "reading it through the mount fails, with a log line naming the version"
+"$TINY" decompress -c "$STORE/v1/old" >"$TMP_DIR/v1.out" 2>/dev/null &&
+    cp "$TMP_DIR/v1.out" "$MNT/v1/old" && cmp -s "$MNT/v1/old" <(head -c 100000 "$DATA_DIR/alice29.txt")
+ok $? "converted: decompressed from the store and copied back through the mount"
+umount_fs
+fsck_rc "$STORE/v1"
+is "$RC" 0 "then it is a clean version 2 file"
+rm -r "$STORE/v1"
 
 stop_tinyd_checked
 ipc_clean_since

@@ -5,10 +5,11 @@
  * In a mount the stored size is the user.tinyfs.stored_size attribute that
  * tinyfs answers for any user who can stat the file, and st_size is the
  * logical size. In a store (or anywhere else) a file in tinyfs's format is
- * measured from its chunk headers (docs/format.md): the logical size from the
- * stored length, the stored size as the header plus every record and padding
- * header, without the padding holes. Any other file counts as stored as it
- * is. Directories are walked without following symbolic links.
+ * measured from its headers (tfs_measure, docs/format.md): the logical size
+ * from the stored length and the last group's index, the stored size as the
+ * header plus every group index, record and padding header, without the
+ * padding holes. Any other file counts as stored as it is. Directories are walked without following
+ * symbolic links.
  */
 #include <errno.h>
 #include <fcntl.h>

@@ -3,19 +3,19 @@
  * holds (docs/format.md) without mounting it.
  *
  * The store is walked once to list its regular files (so the progress bar
- * knows the total), then each tinyfs file is checked slot by slot, as tinyfs
- * reads it: the header and its CRC, the stored length against the logical
- * sizes it can stand for, each slot's record and padding headers, each
- * chunk's CRC (uncompressed chunks here, compressed ones by tinyd, which
+ * knows the total), then each tinyfs file is checked group by group, as
+ * tinyfs reads it: the header and its CRC, the stored length against the
+ * last group's index, each group's index and padding header, each chunk's
+ * CRC (uncompressed chunks here, compressed ones by tinyd, which
  * decompresses and checks them; nothing is decoded in this process) and that
  * each chunk holds exactly the bytes the logical size gives it. Plain files
  * (not in tinyfs's format) are served as they are by tinyfs and skipped.
  *
- * --repair fixes what the chunks themselves tell: a header with a bad CRC is
- * written again, a padding header is rebuilt from its record, and a torn end
- * (the stored length inside a slot, as left by a crash in the middle of an
- * append) is cut back to the last whole chunk, or to the end of a last chunk
- * that is valid on its own. Chunks whose data is damaged cannot be rebuilt:
+ * --repair fixes what the headers themselves tell: a header with a bad CRC
+ * is written again, a padding header is rebuilt from its group's index, and
+ * a torn end (bytes after the last record its index names, or an index
+ * naming records past the end, as left by a crash in the middle of an
+ * append) is cut back to the last whole chunk. Chunks whose data is damaged cannot be rebuilt:
  * they are reported by byte range and left in place, so every other chunk of
  * the file stays readable through the mount (reads of the damaged range fail
  * with EIO). First of all, the undo journal of in-place chunk rewrites
@@ -204,62 +204,95 @@ static int check_record(const unsigned char *rec, size_t rec_len, uint32_t clen,
     return (size_t)d == clen ? 0 : -EBADMSG;
 }
 
-/* The logical length a record claims (snappy preamble or raw length), 0 if
- * it claims nothing sensible. */
-static uint32_t record_clen(const unsigned char *rec, size_t avail)
+/* Checks the chunks of group @g (index @x, read from the file unless
+ * @have) of a file of @size logical bytes whose last group is @lastg. */
+static int check_group(int fd, const char *path, uint64_t g, uint64_t lastg, struct tfs_gidx *x,
+                       int have, uint64_t size, unsigned char *rec, unsigned char *out,
+                       int *repaired)
 {
-    uint32_t body, len;
+    uint64_t goff = tfs_group_off(g), off, a = g * TFS_GROUP * (uint64_t)TFS_CHUNK;
+    uint32_t want = g < lastg ? TFS_GROUP : (uint32_t)(tfs_nchunks(size) - g * TFS_GROUP);
+    int bad = 0;
+    ssize_t n;
 
-    if (avail < 9)
-        return 0;
-    body = tiny_get_le24(rec + 1);
-    if (rec[0] == TINY_CHUNK_UNCOMPRESSED)
-        return body >= 5 && body - 4 <= TFS_CHUNK ? body - 4 : 0;
-    if (rec[0] != TINY_CHUNK_COMPRESSED || body < 5 ||
-        !tiny_varint_get32(rec + 8, avail - 8 < body - 4 ? avail - 8 : body - 4, &len))
-        return 0;
-    return len >= 1 && len <= TFS_CHUNK ? len : 0;
-}
+    if (!have) {
+        n = pread_full(fd, rec, TFS_GIDX_LEN, goff);
+        if (n < 0) {
+            say(path, "cannot read group %" PRIu64 ": %s", g, cli_errstr((int)n));
+            result |= FSCK_OPERR;
+            return -1;
+        }
+        if (n < (ssize_t)TFS_GIDX_LEN || tfs_gidx_parse(rec, (size_t)n, x) < 0 || x->n != want ||
+            x->last_clen != TFS_CHUNK) {
+            say(path,
+                "group %" PRIu64 " (bytes %" PRIu64 "-%" PRIu64 ", stored at %" PRIu64
+                "): bad index",
+                g, a, a + (uint64_t)want * TFS_CHUNK - 1, goff);
+            return 1;
+        }
+    }
+    off = goff + TFS_GIDX_LEN;
+    for (uint32_t k = 0; k < x->n; k++) {
+        uint64_t i = g * TFS_GROUP + k, ca = i * TFS_CHUNK;
+        uint32_t clen = tfs_chunk_len(i, size);
+        const char *why = NULL;
+        int raw, rc;
 
-/* A torn end: the file stops inside slot @idx (or its length fits no
- * logical size). Finds the longest valid stream it can keep: the slot's own
- * record when it is whole and valid, else the slots before it. Returns the
- * new stored length through *keep and the logical size through *size. */
-static int salvage_tail(int fd, uint64_t idx, unsigned char *slot, unsigned char *out,
-                        uint64_t *keep, uint64_t *size)
-{
-    uint64_t off = tfs_slot_off(idx);
-    ssize_t n = pread_full(fd, slot, TFS_SLOT, off);
-    uint32_t clen;
-    size_t rec;
+        n = pread_full(fd, rec, x->rec[k], off);
+        if (n < 0) {
+            say(path, "cannot read chunk %" PRIu64 ": %s", i, cli_errstr((int)n));
+            result |= FSCK_OPERR;
+            return -1;
+        }
+        done_bytes += clen; /* st_size is about the logical size */
+        if (n != (ssize_t)x->rec[k] || tfs_chunk_parse(rec, x->rec[k], clen, out, &raw) < 0) {
+            why = "bad chunk header or crc";
+        } else if (!raw) {
+            rc = check_record(rec, x->rec[k], clen, out);
+            if (rc == -EBADMSG)
+                why = "bad crc or snappy data";
+            else if (rc < 0) {
+                say(path, "cannot check chunk %" PRIu64 ": %s", i, tiny_strerror(rc));
+                result |= FSCK_OPERR;
+                return -1;
+            }
+        }
+        if (why) {
+            bad = 1;
+            say(path,
+                "chunk %" PRIu64 " (bytes %" PRIu64 "-%" PRIu64 ", stored at %" PRIu64 "): %s", i,
+                ca, ca + clen - 1, off, why);
+        }
+        off += x->rec[k];
+        bar();
+    }
+    if (g < lastg) {
+        /* the padding chunk up to the region's end */
+        unsigned char pad[TINY_CHUNK_HDR], want_pad[TINY_CHUNK_HDR];
 
-    *keep = off;
-    *size = idx * TFS_CHUNK;
-    if (n < 0)
-        return (int)n;
-    clen = record_clen(slot, (size_t)n);
-    if (!clen)
-        return 0;
-    rec = TINY_CHUNK_HDR + tiny_get_le24(slot + 1);
-    if (rec + TINY_CHUNK_HDR > (size_t)n || rec + TINY_CHUNK_HDR > clen + TFS_SLOT_EXTRA)
-        return 0;
-    n = check_record(slot, rec, clen, out);
-    if (n == -EBADMSG)
-        return 0;
-    if (n < 0)
-        return (int)n;
-    /* a valid last chunk: the file ends with its slot */
-    *keep = off + clen + TFS_SLOT_EXTRA;
-    *size = idx * TFS_CHUNK + clen;
-    return 1;
+        tfs_pad_build(want_pad, (uint32_t)(tfs_group_off(g + 1) - off - TINY_CHUNK_HDR));
+        n = pread_full(fd, pad, sizeof(pad), off);
+        if (n != (ssize_t)sizeof(pad) || memcmp(pad, want_pad, sizeof(pad)) != 0) {
+            if (o.repair && pwrite_full(fd, want_pad, sizeof(pad), off) == 0) {
+                say(path, "group %" PRIu64 " (stored at %" PRIu64 "): bad padding header; repaired",
+                    g, goff);
+                *repaired = 1;
+            } else {
+                say(path, "group %" PRIu64 " (stored at %" PRIu64 "): bad padding header", g, goff);
+                bad = 1;
+            }
+        }
+    }
+    return bad;
 }
 
 /* Checks (and repairs) one stored file. */
-static void check_file(const char *path, unsigned char *slot, unsigned char *out)
+static void check_file(const char *path, unsigned char *rec, unsigned char *out)
 {
     unsigned char hdr[TFS_HDR_LEN];
-    uint64_t stored, size, nch, keep;
-    int fd, kind, torn, damaged = 0, repaired = 0, left = 0;
+    uint64_t stored, ngroups, lastg;
+    int fd, kind, damaged = 0, repaired = 0, left = 0;
+    struct tfs_tail t;
     struct stat st;
     ssize_t n;
 
@@ -286,7 +319,8 @@ static void check_file(const char *path, unsigned char *slot, unsigned char *out
         goto out;
     }
     if (kind == -EPROTONOSUPPORT) {
-        say(path, "tinyfs header of an unsupported version, not checked");
+        say(path, "tinyfs format version %u, not checked (this tiny reads version %u)",
+            tfs_header_version(hdr, (size_t)n), TFS_VERSION);
         left = 1;
         goto out;
     }
@@ -306,62 +340,33 @@ static void check_file(const char *path, unsigned char *slot, unsigned char *out
         }
     }
 
-    /* the stored length: a logical size, or a torn end */
-    torn = tfs_logical_size(stored, &size) < 0;
-    nch = tfs_nchunks(size);
-    if (!torn && nch) {
-        uint64_t off = tfs_slot_off(nch - 1);
-        uint32_t clen = tfs_chunk_len(nch - 1, size);
-
-        n = pread_full(fd, slot, clen + TFS_SLOT_EXTRA, off);
-        if (n >= (ssize_t)TINY_CHUNK_HDR &&
-            (slot[0] == TINY_CHUNK_COMPRESSED || slot[0] == TINY_CHUNK_UNCOMPRESSED)) {
-            size_t rl = TINY_CHUNK_HDR + tiny_get_le24(slot + 1);
-
-            /* the record or its padding runs past the end of the file */
-            if (off + rl + TINY_CHUNK_HDR > stored)
-                torn = 1;
-            else if (rl + TINY_CHUNK_HDR <= (size_t)n && slot[rl] == TFS_PAD_TYPE &&
-                     off + rl + TINY_CHUNK_HDR + tiny_get_le24(slot + rl + 1) > stored)
-                torn = 1;
-        }
-        if (torn)
-            nch--;
+    /* the end: the last group's index gives the logical size, or a torn end */
+    n = tfs_locate(fd, stored, &t);
+    if (n < 0) {
+        say(path, "cannot read: %s", cli_errstr((int)n));
+        result |= FSCK_OPERR;
+        goto out;
     }
-    if (torn) {
-        uint64_t idx = nch, lsize;
-        int r;
-
-        damaged = 1;
-        r = salvage_tail(fd, idx, slot, out, &keep, &lsize);
-        if (r < 0 && r != -EBADMSG) {
-            say(path, "cannot check the last chunk: %s", tiny_strerror(r));
-            result |= FSCK_OPERR;
-            goto out;
-        }
+    if (t.damaged) {
+        damaged = left = 1;
         say(path,
-            "torn end: stored length %" PRIu64 " ends inside chunk %" PRIu64
-            " (logical bytes from %" PRIu64 ")",
-            stored, idx, idx * TFS_CHUNK);
+            "group %" PRIu64 " (logical bytes from %" PRIu64 ", stored at %" PRIu64
+            "): bad index of the last group",
+            t.g, t.size, tfs_group_off(t.g));
+    } else if (t.torn) {
+        damaged = 1;
+        say(path,
+            "torn end: stored length %" PRIu64 " ends inside a write (whole chunks up to logical "
+            "byte %" PRIu64 ")",
+            stored, t.size);
         if (o.repair) {
-            unsigned char pad[TINY_CHUNK_HDR];
-            int rc = 0;
+            int rc = tfs_tail_repair(fd, &t);
 
-            if (r == 1) {
-                tfs_pad_build(pad, TINY_CHUNK_HDR + tiny_get_le24(slot + 1),
-                              (uint32_t)(lsize - idx * TFS_CHUNK));
-                rc = pwrite_full(fd, pad, sizeof(pad),
-                                 tfs_slot_off(idx) + TINY_CHUNK_HDR + tiny_get_le24(slot + 1));
-            }
-            if (rc == 0 && ftruncate(fd, (off_t)keep) < 0)
-                rc = -errno;
             if (rc == 0) {
                 say(path,
                     "repaired: stored length %" PRIu64 " -> %" PRIu64 ", logical size %" PRIu64,
-                    stored, keep, lsize);
+                    stored, t.keep, t.size);
                 repaired = 1;
-                stored = keep;
-                size = lsize;
             } else {
                 say(path, "cannot repair: %s", cli_errstr(rc));
                 left = 1;
@@ -369,69 +374,22 @@ static void check_file(const char *path, unsigned char *slot, unsigned char *out
         } else {
             left = 1;
         }
-        if (!o.repair || left)
-            size = idx * TFS_CHUNK; /* check the chunks before it */
-        nch = tfs_nchunks(size);
     }
 
-    /* every chunk */
-    for (uint64_t i = 0; i < nch; i++) {
-        uint32_t clen = tfs_chunk_len(i, size);
-        uint64_t off = tfs_slot_off(i), a = i * TFS_CHUNK;
-        const char *why = NULL;
-        int raw, rec, rc;
+    /* every group, every chunk */
+    ngroups = (t.nchunks + TFS_GROUP - 1) / TFS_GROUP;
+    lastg = t.damaged ? t.g : ngroups - 1;
+    for (uint64_t g = 0; g < ngroups; g++) {
+        struct tfs_gidx x = t.idx;
+        int r = check_group(fd, path, g, lastg, &x, g == lastg && !t.damaged, t.size, rec, out,
+                            &repaired);
 
-        n = pread_full(fd, slot, clen + TFS_SLOT_EXTRA, off);
-        if (n < 0) {
-            say(path, "cannot read chunk %" PRIu64 ": %s", i, cli_errstr((int)n));
-            result |= FSCK_OPERR;
+        if (r < 0)
             goto out;
-        }
-        done_bytes += clen + TFS_SLOT_EXTRA;
-        rec = (size_t)n == clen + TFS_SLOT_EXTRA ? tfs_slot_parse(slot, (size_t)n, clen, out, &raw)
-                                                 : -EBADMSG;
-        if (rec >= 0) {
-            rc = raw ? 0 : check_record(slot, (size_t)rec, clen, out);
-            if (rc == -EBADMSG)
-                why = "bad crc or snappy data";
-            else if (rc < 0) {
-                say(path, "cannot check chunk %" PRIu64 ": %s", i, tiny_strerror(rc));
-                result |= FSCK_OPERR;
-                goto out;
-            }
-        } else {
-            /* is the record good and only its padding header wrong? */
-            size_t rl = TINY_CHUNK_HDR + tiny_get_le24(slot + 1);
-
-            why = "bad chunk header or crc";
-            if (rl + TINY_CHUNK_HDR <= clen + TFS_SLOT_EXTRA &&
-                record_clen(slot, (size_t)n) == clen && check_record(slot, rl, clen, out) == 0) {
-                why = "bad padding header";
-                if (o.repair) {
-                    unsigned char pad[TINY_CHUNK_HDR];
-
-                    tfs_pad_build(pad, rl, clen);
-                    if (pwrite_full(fd, pad, sizeof(pad), off + rl) == 0) {
-                        damaged = 1;
-                        repaired = 1;
-                        say(path,
-                            "chunk %" PRIu64 " (bytes %" PRIu64 "-%" PRIu64
-                            "): bad padding header; repaired",
-                            i, a, a + clen - 1);
-                        bar();
-                        continue;
-                    }
-                }
-            }
-        }
-        if (why) {
+        if (r > 0)
+            damaged = left = 1;
+        if (repaired)
             damaged = 1;
-            left = 1;
-            say(path,
-                "chunk %" PRIu64 " (bytes %" PRIu64 "-%" PRIu64 ", stored at %" PRIu64 "): %s", i,
-                a, a + clen - 1, off, why);
-        }
-        bar();
     }
 out:
     if (damaged)
@@ -521,7 +479,7 @@ int cli_fsck(int argc, char **argv)
         result |= FSCK_OPERR;
         goto out;
     }
-    slot = malloc(TFS_SLOT);
+    slot = malloc(TFS_GSPACE);
     out = malloc(TFS_CHUNK);
     if (!slot || !out) {
         fprintf(stderr, "tiny fsck: %s\n", cli_errstr(ENOMEM));

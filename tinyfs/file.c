@@ -2,27 +2,29 @@
  * file.c - the state of an open stored file, shared by every FUSE handle of
  * the same stored inode (so hard links and several opens see one file).
  *
- * The logical file is cut into 64 KiB chunks, chunk i living in slot i of
- * the stored file (format.c). A small cache of decompressed chunks serves
+ * The logical file is cut into 64 KiB chunks, chunk i packed into group
+ * i / 16 of the stored file (format.c) at the place its group index gives
+ * (the indexes of a few groups are cached). A small cache of decompressed chunks serves
  * reads and absorbs writes: a written chunk becomes DIRTY; once a write
  * reaches the end of a full chunk (the sequential case) it is submitted to
  * tinyd at once (BUSY) and several such chunks stay in flight, so
  * compression of a stream uses every tinyd worker. A BUSY chunk is completed
- * (waited for and written to its slot) when its cache entry is needed, when
+ * (waited for and written to the store) when its cache entry is needed, when
  * a writer touches it again, and at flush. A sequential reader gets the next
  * READAHEAD chunks submitted for decompression at once (LOADING), so reads
  * use every tinyd worker too. Memory is bounded by NENT entries per open
  * file, whatever the file size.
  *
- * Store invariants: slots [0, valid_n) of the stored file hold valid data
+ * Store invariants: chunks [0, valid_n) of the stored file hold valid data
  * chunks (chunk valid_n - 1 of last_len bytes, the others full), or are
  * DIRTY/BUSY in the cache; logical chunks at or beyond valid_n not in the
- * cache are zeros. Writing slot j > valid_n first fills the gap with zero
- * chunks. flush() writes every dirty chunk, fills up to the logical size and
- * sets the stored length, after which the stored file is a valid stream of
- * exactly the logical bytes. A slot rewritten in place has its old record
- * saved in the undo journal first (journal_old), dropped once the file is
- * synced at flush (journal_sync).
+ * cache are zeros. Writing chunk j > valid_n first fills the gap with zero
+ * chunks. flush() writes every dirty chunk, fills up to the logical size,
+ * after which the stored file is a valid stream of exactly the logical
+ * bytes. Appends are safe by their order (record, then index); a chunk
+ * rewritten in place, which moves the records after it in its group, has
+ * the old bytes saved in the undo journal first (journal_group), dropped
+ * once the file is synced at flush (journal_sync).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -43,6 +45,14 @@
 enum { E_FREE, E_CLEAN, E_DIRTY, E_BUSY, E_LOADING };
 
 #define READAHEAD 8 /* chunks decompressed ahead of a sequential reader */
+#define NGIDX     8 /* group indexes cached per open file */
+
+struct gcache {
+    uint64_t g;
+    int valid;
+    uint64_t lru;
+    struct tfs_gidx x;
+};
 
 struct entry {
     uint64_t idx;
@@ -64,17 +74,19 @@ struct tfs_file {
     int refs; /* registry lock */
     int plain;
     uint64_t size;     /* logical size */
-    uint64_t valid_n;  /* slots valid in the store */
+    uint64_t valid_n;  /* chunks valid in the store */
     uint32_t last_len; /* stored length of chunk valid_n - 1 */
     uint64_t stored_len;
     int err;    /* deferred write-back error, reported at flush */
     int torn;   /* opened with a torn end that could not be cut back */
-    int jdirty; /* rewrote slots in place since its last sync (journal entries live) */
+    int jdirty; /* rewrote groups in place since its last sync (journal entries live) */
+    int jlast;  /* ... its last group among them */
     uint64_t tick, seq;
     uint64_t next_off;      /* where a sequential reader reads next */
-    unsigned char *scratch; /* one slot */
+    unsigned char *scratch; /* one record */
     char *name;
     struct entry ent[NENT];
+    struct gcache gc[NGIDX];
     struct tfs_file *next;
 };
 
@@ -129,8 +141,6 @@ static ssize_t pread_full(int fd, void *buf, size_t len, uint64_t off)
     return (ssize_t)done;
 }
 
-static const unsigned char zeros[TFS_SLOT];
-
 static int ensure_scratch(struct tfs_file *f)
 {
     if (!f->scratch)
@@ -147,7 +157,7 @@ static int reserve(struct tfs_file *f, uint64_t off, uint64_t len)
     return errno == EOPNOTSUPP || errno == ENOSYS ? 0 : -errno;
 }
 
-/* Gives back the blocks of [a, b) of a slot's padding (best effort). */
+/* Gives back the blocks of [a, b) of a group's padding (best effort). */
 static void punch(struct tfs_file *f, uint64_t a, uint64_t b)
 {
     a = (a + 4095) & ~4095ull;
@@ -156,9 +166,9 @@ static void punch(struct tfs_file *f, uint64_t a, uint64_t b)
         fallocate(f->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)a, (off_t)(b - a));
 }
 
-/* The undo journal (docs/format.md, "Crash safety"): before a slot is
- * rewritten in place, its old record goes to STORE/.tinyfs-journal, synced.
- * Entries live until every file that rewrote slots since the journal was
+/* The undo journal (docs/format.md, "Crash safety"): before a group is
+ * rewritten in place, its old bytes go to STORE/.tinyfs-journal, synced.
+ * Entries live until every file that rewrote groups since the journal was
  * last emptied has been synced (fdatasync at flush); a file synced while
  * others are still dirty gets a barrier entry that voids its older entries
  * instead, so that a later truncate or a reuse of its inode number never
@@ -240,53 +250,127 @@ void tfs_file_journal_close(void)
     pthread_mutex_unlock(&j_lock);
 }
 
-/* Saves the old record of slot @idx before it is rewritten with @rec. A
- * slot whose headers are not valid has nothing to protect. */
-static int journal_old(struct tfs_file *f, uint64_t idx, const unsigned char *rec, size_t rec_len,
-                       uint32_t clen)
+/* The group indexes of an open file, the last group's among them: a chunk's
+ * place is its group's region plus the records before it. Bounded; a miss
+ * reads one 80-byte index. */
+static struct gcache *gidx_slot(struct tfs_file *f, uint64_t g)
 {
-    uint32_t old_clen = idx == f->valid_n - 1 ? f->last_len : TFS_CHUNK, old_rec;
-    size_t plen = strlen(f->name);
-    unsigned char *buf, *slot;
-    ssize_t n;
-    int rc = 0;
+    struct gcache *c = NULL;
 
-    /* the entry, then the old slot as read */
-    buf = malloc(TFS_JOURNAL_FIXED + plen + 2 * (TFS_SLOT + 4));
-    if (!buf)
-        return -ENOMEM;
-    slot = buf + TFS_JOURNAL_FIXED + plen + TFS_SLOT + 4;
+    for (int i = 0; i < NGIDX; i++)
+        if (f->gc[i].valid && f->gc[i].g == g)
+            return &f->gc[i];
+    for (int i = 0; i < NGIDX && (!c || c->valid); i++)
+        if (!f->gc[i].valid || !c || f->gc[i].lru < c->lru)
+            c = &f->gc[i];
+    c->valid = 0;
+    c->g = g;
+    return c;
+}
 
-    n = pread_full(f->fd, slot, old_clen + TFS_SLOT_EXTRA, tfs_slot_off(idx));
-    if (n < (ssize_t)(old_clen + TFS_SLOT_EXTRA) ||
-        (slot[0] != TINY_CHUNK_COMPRESSED && slot[0] != TINY_CHUNK_UNCOMPRESSED))
-        goto out;
-    old_rec = TINY_CHUNK_HDR + tiny_get_le24(slot + 1);
-    if (old_rec > old_clen + 8 || slot[old_rec] != TFS_PAD_TYPE ||
-        old_rec + TINY_CHUNK_HDR + tiny_get_le24(slot + old_rec + 1) != old_clen + TFS_SLOT_EXTRA)
-        goto out;
+static void gidx_set(struct tfs_file *f, uint64_t g, const struct tfs_gidx *x)
+{
+    struct gcache *c = gidx_slot(f, g);
+
+    c->x = *x;
+    c->valid = 1;
+    c->lru = ++f->tick;
+}
+
+/* Forgets the indexes of groups >= @g (they were cut). */
+static void gidx_drop(struct tfs_file *f, uint64_t g)
+{
+    for (int i = 0; i < NGIDX; i++)
+        if (f->gc[i].g >= g)
+            f->gc[i].valid = 0;
+}
+
+/* The index of group @g (holding chunks below valid_n); -EIO if it is
+ * unreadable or does not fit the file (logged). */
+static int gidx_get(struct tfs_file *f, uint64_t g, struct tfs_gidx *x)
+{
+    struct gcache *c = gidx_slot(f, g);
+    uint64_t lastg = (f->valid_n - 1) / TFS_GROUP;
+    unsigned char b[TFS_GIDX_LEN];
+    uint32_t n;
+
+    if (c->valid) {
+        c->lru = ++f->tick;
+        *x = c->x;
+        return 0;
+    }
+    n = g < lastg ? TFS_GROUP : (uint32_t)(f->valid_n - g * TFS_GROUP);
+    if (pread_full(f->fd, b, sizeof(b), tfs_group_off(g)) != (ssize_t)sizeof(b) ||
+        tfs_gidx_parse(b, sizeof(b), x) < 0 || x->n != n ||
+        x->last_clen != (g < lastg ? TFS_CHUNK : f->last_len)) {
+        tfs_log("%s: corrupt index of group %llu (logical offset %llu, stored offset %llu)",
+                f->name, (unsigned long long)g,
+                (unsigned long long)(g * TFS_GROUP * (uint64_t)TFS_CHUNK),
+                (unsigned long long)tfs_group_off(g));
+        return -EIO;
+    }
+    gidx_set(f, g, x);
+    return 0;
+}
+
+/* Where chunk @idx (< valid_n) is stored. */
+static int chunk_loc(struct tfs_file *f, uint64_t idx, uint64_t *off, uint32_t *len)
+{
+    uint64_t g = idx / TFS_GROUP;
+    uint32_t k = (uint32_t)(idx % TFS_GROUP);
+    struct tfs_gidx x;
+    int rc = gidx_get(f, g, &x);
+
+    if (rc < 0)
+        return rc;
+    *off = tfs_group_off(g) + TFS_GIDX_LEN + tfs_gidx_sum(&x, k);
+    *len = x.rec[k];
+    return 0;
+}
+
+static int write_gidx(struct tfs_file *f, uint64_t g, const struct tfs_gidx *x)
+{
+    unsigned char b[TFS_GIDX_LEN];
+    struct iovec iov = {b, sizeof(b)};
+
+    tfs_gidx_build(b, x);
+    return pwrite_all(f->fd, &iov, 1, tfs_group_off(g));
+}
+
+/* Saves the old bytes of the @nr ranges @r of group @g before they are
+ * rewritten in place. */
+static int journal_group(struct tfs_file *f, uint64_t g, int last, uint64_t hole_a, uint64_t hole_b,
+                         const struct tfs_jrange *r, unsigned nr)
+{
+    unsigned char *buf;
+    size_t n;
+    int rc;
+
     pthread_mutex_lock(&j_lock);
     rc = f->jdirty && j_ndirty == 1 && j_len > JOURNAL_SOFT_MAX;
     pthread_mutex_unlock(&j_lock);
     if (rc && (rc = journal_sync(f)) < 0)
-        goto out; /* only this file's entries: empty the journal first */
-    n = (ssize_t)tfs_journal_build(buf, TFS_JOURNAL_UNDO, f->ino, f->name, tfs_slot_off(idx),
-                                   f->stored_len, old_clen, slot, old_rec, clen, rec,
-                                   (uint32_t)rec_len);
+        return rc; /* only this file's entries: empty the journal first */
+    buf = malloc(tfs_journal_len(f->name, r, nr));
+    if (!buf)
+        return -ENOMEM;
+    n = tfs_journal_build(buf, TFS_JOURNAL_UNDO, f->ino, f->name, tfs_group_off(g), f->stored_len,
+                          last, hole_a, hole_b, r, nr);
     pthread_mutex_lock(&j_lock);
     rc = j_open();
     if (rc == 0) {
         j_count++;
-        rc = j_write(buf, (size_t)n);
+        rc = j_write(buf, n);
     }
     if (rc == 0 && !f->jdirty) {
         f->jdirty = 1;
         j_ndirty++;
     }
     pthread_mutex_unlock(&j_lock);
-    crash_point(2);
-out:
     free(buf);
+    if (rc == 0 && last)
+        f->jlast = 1;
+    crash_point(2);
     return rc;
 }
 
@@ -309,13 +393,15 @@ static int journal_sync(struct tfs_file *f)
         else
             j_len = 0;
     } else if (strlen(f->name) < 4096) {
-        rc = j_write(b, tfs_journal_build(b, TFS_JOURNAL_BARRIER, f->ino, f->name, 0, 0, 0, NULL, 0,
-                                          0, NULL, 0));
+        rc = j_write(
+            b, tfs_journal_build(b, TFS_JOURNAL_BARRIER, f->ino, f->name, 0, 0, 0, 0, 0, NULL, 0));
     }
     if (rc < 0) {
         /* its entries are still live */
         f->jdirty = 1;
         j_ndirty++;
+    } else {
+        f->jlast = 0;
     }
     pthread_mutex_unlock(&j_lock);
     if (rc < 0)
@@ -323,99 +409,213 @@ static int journal_sync(struct tfs_file *f)
     return rc;
 }
 
-/* Drops the slots from @idx on (whole slots: slot idx - 1 must be full). */
-static int drop_slots(struct tfs_file *f, uint64_t idx)
+/* Keeps chunks [0, @keep) only (chunk keep - 1 must be full). Every step
+ * leaves a valid stream: the groups after the new last one are cut, then
+ * its index names fewer chunks, then its end is cut. */
+static int drop_chunks(struct tfs_file *f, uint64_t keep)
 {
-    uint64_t len = tfs_slot_off(idx);
-    int rc = journal_sync(f); /* no entry may outlive the slots it names */
+    uint64_t g, lastg = (f->valid_n - 1) / TFS_GROUP, end;
+    struct tfs_gidx x;
+    int rc = journal_sync(f); /* no entry may outlive the bytes it names */
 
     if (rc < 0)
         return rc;
-
-    if (ftruncate(f->fd, (off_t)len) < 0)
-        return -errno;
-    f->stored_len = len;
-    f->valid_n = idx;
-    f->last_len = idx ? TFS_CHUNK : 0;
+    if (keep == 0) {
+        if (ftruncate(f->fd, TFS_HDR_LEN) < 0)
+            return -errno;
+        gidx_drop(f, 0);
+        f->stored_len = TFS_HDR_LEN;
+        f->valid_n = 0;
+        f->last_len = 0;
+        return 0;
+    }
+    g = (keep - 1) / TFS_GROUP;
+    rc = gidx_get(f, g, &x);
+    if (rc < 0)
+        return rc;
+    if (lastg > g) {
+        end = tfs_group_end(g, &x);
+        if (ftruncate(f->fd, (off_t)end) < 0)
+            return -errno;
+        gidx_drop(f, g + 1);
+        f->stored_len = end;
+        f->valid_n = g * TFS_GROUP + x.n;
+        f->last_len = x.last_clen;
+    }
+    if (keep - g * TFS_GROUP < x.n) {
+        x.n = (uint32_t)(keep - g * TFS_GROUP);
+        x.last_clen = TFS_CHUNK;
+        for (uint32_t i = x.n; i < TFS_GROUP; i++)
+            x.rec[i] = 0;
+        rc = write_gidx(f, g, &x);
+        if (rc < 0)
+            return rc;
+        gidx_set(f, g, &x);
+        end = tfs_group_end(g, &x);
+        if (ftruncate(f->fd, (off_t)end) < 0)
+            return -errno;
+        f->stored_len = end;
+    }
+    f->valid_n = keep;
+    f->last_len = TFS_CHUNK;
     return 0;
 }
 
-/* Appends slot valid_n (the stored file ends with a full slot, or the
- * header): the record and padding header in one write, then the file is
- * extended over the padding body, a hole. A failed write is undone, so the
- * stored file is always its previous valid stream or the longer one. */
-static int append_slot(struct tfs_file *f, const unsigned char *rec, size_t rec_len, uint32_t clen)
+/* Appends chunk valid_n (the stored file ends with a full chunk, or the
+ * header): its record after the last one (or, starting a group, the
+ * padding of the full group before, then the record after the new index's
+ * place), then the index that names it. A crash in between leaves bytes
+ * that no index names: a torn end, cut on open. A failed write is undone,
+ * so the stored file is always its previous valid stream or the longer one. */
+static int append_chunk(struct tfs_file *f, const unsigned char *rec, size_t rec_len, uint32_t clen)
 {
-    uint64_t off = tfs_slot_off(f->valid_n), end = off + clen + TFS_SLOT_EXTRA;
-    unsigned char pad[TINY_CHUNK_HDR];
-    struct iovec iov[2];
+    uint64_t idx = f->valid_n, g = idx / TFS_GROUP, old = f->stored_len, expect, at;
+    uint32_t k = (uint32_t)(idx % TFS_GROUP);
+    struct iovec iov = {(void *)rec, rec_len};
+    struct tfs_gidx x = {0}, prev;
     int rc;
 
-    if (f->stored_len != off) {
+    if (f->jlast && (rc = journal_sync(f)) < 0)
+        return rc; /* an undo of the last group must not cut what follows */
+    if (idx == 0) {
+        expect = TFS_HDR_LEN;
+    } else {
+        rc = gidx_get(f, (idx - 1) / TFS_GROUP, &prev);
+        if (rc < 0)
+            return rc;
+        expect = tfs_group_end((idx - 1) / TFS_GROUP, &prev);
+    }
+    if (f->stored_len != expect) {
         tfs_log("%s: stored length %llu, expected %llu before chunk %llu", f->name,
-                (unsigned long long)f->stored_len, (unsigned long long)off,
-                (unsigned long long)f->valid_n);
+                (unsigned long long)f->stored_len, (unsigned long long)expect,
+                (unsigned long long)idx);
         return -EIO;
     }
-    tfs_pad_build(pad, rec_len, clen);
-    iov[0] = (struct iovec){(void *)rec, rec_len};
-    iov[1] = (struct iovec){pad, sizeof(pad)};
-    rc = pwrite_all(f->fd, iov, 2, off);
-    if (rc == 0 && ftruncate(f->fd, (off_t)end) < 0)
-        rc = -errno;
-    if (rc < 0) {
-        if (ftruncate(f->fd, (off_t)off) < 0)
-            tfs_log("%s: cannot undo a failed write of chunk %llu: %s", f->name,
-                    (unsigned long long)f->valid_n, strerror(errno));
-        return rc;
+    if (k == 0 && idx > 0) {
+        /* the full group before gets its padding up to its region's end */
+        unsigned char pad[TINY_CHUNK_HDR];
+        struct iovec pv = {pad, sizeof(pad)};
+
+        tfs_pad_build(pad, (uint32_t)(tfs_group_off(g) - expect - TINY_CHUNK_HDR));
+        rc = pwrite_all(f->fd, &pv, 1, expect);
+        if (rc == 0 && ftruncate(f->fd, (off_t)tfs_group_off(g)) < 0)
+            rc = -errno;
+        if (rc < 0)
+            goto undo;
     }
-    f->stored_len = end;
+    if (k) {
+        x = prev;
+    }
+    x.n = k + 1;
+    x.rec[k] = (uint32_t)rec_len;
+    x.last_clen = clen;
+    at = k ? expect : tfs_group_off(g) + TFS_GIDX_LEN;
+    rc = pwrite_all(f->fd, &iov, 1, at);
+    if (rc == 0)
+        rc = write_gidx(f, g, &x);
+    if (rc < 0)
+        goto undo;
+    gidx_set(f, g, &x);
+    f->stored_len = at + rec_len;
     f->valid_n++;
     f->last_len = clen;
     return 0;
+undo:
+    if (ftruncate(f->fd, (off_t)old) < 0)
+        tfs_log("%s: cannot undo a failed write of chunk %llu: %s", f->name,
+                (unsigned long long)idx, strerror(errno));
+    else if (k)
+        write_gidx(f, g, &prev); /* the index write may have failed half-way */
+    return rc;
 }
 
-/* Rewrites slot @idx (< valid_n) in place, its length unchanged, or longer
- * when it is the last one: one write of the record, the padding header and,
- * when the slot grows, zeros up to its new end (so the file never ends inside
- * a chunk); then the padding body becomes a hole again. */
-static int rewrite_slot(struct tfs_file *f, uint64_t idx, const unsigned char *rec, size_t rec_len,
-                        uint32_t clen)
+/* Rewrites chunk @idx (< valid_n) in place: its record, and when its
+ * length changes the records after it in the group (read raw, moved), the
+ * group's padding header and its index. The old bytes go to the undo
+ * journal first, so a crash leaves the old or the new group. The last group
+ * may grow or shrink; the others have room for 16 full records. */
+static int rewrite_chunk(struct tfs_file *f, uint64_t idx, const unsigned char *rec, size_t rec_len,
+                         uint32_t clen)
 {
-    uint64_t off = tfs_slot_off(idx), end = off + clen + TFS_SLOT_EXTRA;
-    uint64_t head = off + rec_len + TINY_CHUNK_HDR;
-    unsigned char pad[TINY_CHUNK_HDR];
-    struct iovec iov[3];
-    int n = 2, rc;
+    uint64_t g = idx / TFS_GROUP, goff = tfs_group_off(g), rend = tfs_group_off(g + 1);
+    uint32_t k = (uint32_t)(idx % TFS_GROUP);
+    int last = g == (f->valid_n - 1) / TFS_GROUP, rc, nr = 0;
+    uint64_t rec_off, old_end, new_end;
+    unsigned char gold[TFS_GIDX_LEN], gnew[TFS_GIDX_LEN];
+    unsigned char *oldb = NULL, *newb = NULL;
+    struct tfs_gidx x, nx;
+    struct tfs_jrange r[2];
+    size_t olen, nlen, tail;
+    struct iovec iov;
 
-    rc = reserve(f, off, end > f->stored_len ? end - off : rec_len + TINY_CHUNK_HDR);
+    rc = gidx_get(f, g, &x);
     if (rc < 0)
         return rc;
-    tfs_pad_build(pad, rec_len, clen);
-    iov[0] = (struct iovec){(void *)rec, rec_len};
-    iov[1] = (struct iovec){pad, sizeof(pad)};
-    if (end > f->stored_len)
-        iov[n++] = (struct iovec){(void *)zeros, end - head};
-    rc = journal_old(f, idx, rec, rec_len, clen);
+    nx = x;
+    nx.rec[k] = (uint32_t)rec_len;
+    if (idx == f->valid_n - 1)
+        nx.last_clen = clen;
+    rec_off = goff + TFS_GIDX_LEN + tfs_gidx_sum(&x, k);
+    old_end = tfs_group_end(g, &x);
+    new_end = tfs_group_end(g, &nx);
+    tail = rec_len == x.rec[k] ? 0 : (size_t)(old_end - rec_off - x.rec[k]);
+    /* old: the record (and the tail and padding header when they move) */
+    olen = rec_len == x.rec[k] ? rec_len : (size_t)(old_end - rec_off) + (last ? 0 : 4);
+    nlen = rec_len == x.rec[k] ? rec_len : (size_t)(new_end - rec_off) + (last ? 0 : 4);
+    oldb = malloc(olen);
+    newb = malloc(nlen);
+    if (!oldb || !newb) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    if (pread_full(f->fd, oldb, olen, rec_off) != (ssize_t)olen) {
+        rc = -EIO;
+        tfs_log("%s: cannot read group %llu to rewrite chunk %llu", f->name, (unsigned long long)g,
+                (unsigned long long)idx);
+        goto out;
+    }
+    memcpy(newb, rec, rec_len);
+    memcpy(newb + rec_len, oldb + x.rec[k], tail);
+    if (rec_len != x.rec[k] && !last)
+        tfs_pad_build(newb + nlen - 4, (uint32_t)(rend - new_end - TINY_CHUNK_HDR));
+    r[nr++] = (struct tfs_jrange){rec_off, (uint32_t)olen, (uint32_t)nlen, oldb, newb};
+    if (memcmp(&x, &nx, sizeof(x)) != 0) {
+        tfs_gidx_build(gold, &x);
+        tfs_gidx_build(gnew, &nx);
+        r[nr++] = (struct tfs_jrange){goff, TFS_GIDX_LEN, TFS_GIDX_LEN, gold, gnew};
+    }
+    rc = reserve(f, rec_off, nlen);
     if (rc < 0)
-        return rc;
+        goto out;
+    rc = journal_group(f, g, last, old_end + (last ? 0 : 4), last ? 0 : rend, r, (unsigned)nr);
+    if (rc < 0)
+        goto out;
     if (j_crash_at && j_count == j_crash_at && j_crash_step == 3) {
-        /* half the new record over the old one */
-        struct iovec half = {(void *)rec, rec_len / 2};
-
-        pwrite_all(f->fd, &half, 1, off);
+        /* half the new bytes over the old ones */
+        iov = (struct iovec){newb, nlen / 2};
+        pwrite_all(f->fd, &iov, 1, rec_off);
         crash_point(3);
     }
-    rc = pwrite_all(f->fd, iov, n, off);
+    iov = (struct iovec){newb, nlen};
+    rc = pwrite_all(f->fd, &iov, 1, rec_off);
+    if (rc == 0 && nr == 2)
+        rc = write_gidx(f, g, &nx);
+    if (rc == 0 && last && new_end < f->stored_len && ftruncate(f->fd, (off_t)new_end) < 0)
+        rc = -errno;
     if (rc < 0)
-        return rc;
+        goto out;
     crash_point(4);
-    if (end > f->stored_len)
-        f->stored_len = end;
+    gidx_set(f, g, &nx);
+    if (last)
+        f->stored_len = new_end;
+    else if (new_end < old_end)
+        punch(f, new_end + 4, rend);
     if (idx == f->valid_n - 1)
         f->last_len = clen;
-    punch(f, head, end);
-    return 0;
+out:
+    free(oldb);
+    free(newb);
+    return rc;
 }
 
 static struct entry *find(struct tfs_file *f, uint64_t idx);
@@ -425,7 +625,7 @@ static void submit(struct tfs_file *f, struct entry *e);
 static int complete(struct tfs_file *f, struct entry *e);
 static int load(struct tfs_file *f, struct entry *e, uint64_t idx);
 
-/* The last stored slot holds a partial chunk that the logical file has
+/* The last stored chunk is a partial one that the logical file has
  * outgrown: writes it back full before anything is stored after it. */
 static int fill_last(struct tfs_file *f)
 {
@@ -448,13 +648,13 @@ static int fill_last(struct tfs_file *f)
         r = tfs_compress(tmp.buf, TFS_CHUNK, tmp.buf + TFS_CHUNK, TFS_OUT_CAP);
         if (r < 0 || tfs_record_check(tmp.buf + TFS_CHUNK, (size_t)r, TFS_CHUNK) < 0)
             r = (ssize_t)tfs_raw_record(tmp.buf, TFS_CHUNK, tmp.buf + TFS_CHUNK);
-        rc = rewrite_slot(f, j, tmp.buf + TFS_CHUNK, (size_t)r, TFS_CHUNK);
+        rc = rewrite_chunk(f, j, tmp.buf + TFS_CHUNK, (size_t)r, TFS_CHUNK);
     }
     free(tmp.buf);
     return rc;
 }
 
-/* Stores every slot before @idx, in order: cached chunks waiting for
+/* Stores every chunk before @idx, in order: cached chunks waiting for
  * write-back first, zero chunks for the holes. The stored file so stays a
  * prefix of the logical file for a sequential writer. */
 static int fill_to(struct tfs_file *f, uint64_t idx)
@@ -480,7 +680,7 @@ static int fill_to(struct tfs_file *f, uint64_t idx)
 
             if (r == 0)
                 r = tfs_zero_record(TFS_CHUNK, &rec, f->scratch);
-            rc = r < 0 ? (int)r : append_slot(f, rec, (size_t)r, TFS_CHUNK);
+            rc = r < 0 ? (int)r : append_chunk(f, rec, (size_t)r, TFS_CHUNK);
         }
         if (rc == 0 && f->valid_n == before)
             rc = -EIO;
@@ -488,60 +688,58 @@ static int fill_to(struct tfs_file *f, uint64_t idx)
     return rc;
 }
 
-/* Writes a record to slot @idx, keeping the stored file a valid stream at
- * every step (docs/format.md, "Crash safety"). */
-static int write_slot(struct tfs_file *f, uint64_t idx, const unsigned char *rec, size_t rec_len,
-                      uint32_t clen)
+/* Writes the record of chunk @idx, keeping the stored file a valid stream
+ * at every step (docs/format.md, "Crash safety"). */
+static int write_chunk(struct tfs_file *f, uint64_t idx, const unsigned char *rec, size_t rec_len,
+                       uint32_t clen)
 {
     int rc;
 
-    if (idx < f->valid_n) {
-        if (idx + 1 < f->valid_n || clen >= f->last_len)
-            return rewrite_slot(f, idx, rec, rec_len, clen);
-        /* the last chunk gets shorter: drop its slot, then append it */
-        rc = drop_slots(f, idx);
-        return rc < 0 ? rc : append_slot(f, rec, rec_len, clen);
-    }
+    if (idx < f->valid_n)
+        return rewrite_chunk(f, idx, rec, rec_len, clen);
     rc = fill_to(f, idx);
-    return rc < 0 ? rc : append_slot(f, rec, rec_len, clen);
+    return rc < 0 ? rc : append_chunk(f, rec, rec_len, clen);
 }
 
-static int corrupt(struct tfs_file *f, uint64_t idx, const char *why)
+static int corrupt(struct tfs_file *f, uint64_t idx, uint64_t off, const char *why)
 {
     tfs_log("%s: corrupt chunk %llu (logical offset %llu, stored offset %llu): %s", f->name,
-            (unsigned long long)idx, (unsigned long long)(idx * TFS_CHUNK),
-            (unsigned long long)tfs_slot_off(idx), why);
+            (unsigned long long)idx, (unsigned long long)(idx * TFS_CHUNK), (unsigned long long)off,
+            why);
     return -EIO;
 }
 
-/* Reads chunk @idx (< valid_n) from its slot into @e. */
+/* Reads chunk @idx (< valid_n) from its group into @e. */
 static int load(struct tfs_file *f, struct entry *e, uint64_t idx)
 {
-    uint32_t clen = idx == f->valid_n - 1 ? f->last_len : TFS_CHUNK;
+    uint32_t clen = idx == f->valid_n - 1 ? f->last_len : TFS_CHUNK, rec;
+    uint64_t off;
     ssize_t n, d;
-    int raw, rec;
+    int raw;
 
     if (ensure_scratch(f) < 0)
         return -ENOMEM;
-    n = pread_full(f->fd, f->scratch, clen + TFS_SLOT_EXTRA, tfs_slot_off(idx));
+    n = chunk_loc(f, idx, &off, &rec);
     if (n < 0)
         return (int)n;
-    if ((size_t)n < clen + TFS_SLOT_EXTRA)
-        return corrupt(f, idx, "stored file is truncated");
-    rec = tfs_slot_parse(f->scratch, (size_t)n, clen, e->buf, &raw);
-    if (rec < 0)
-        return corrupt(f, idx, raw ? "bad crc" : "bad chunk header or crc");
+    n = pread_full(f->fd, f->scratch, rec, off);
+    if (n < 0)
+        return (int)n;
+    if ((size_t)n < rec)
+        return corrupt(f, idx, off, "stored file is truncated");
+    if (tfs_chunk_parse(f->scratch, rec, clen, e->buf, &raw) < 0)
+        return corrupt(f, idx, off, "bad chunk header or crc");
     if (!raw) {
         d = tfs_decompress(f->scratch, (size_t)rec, e->buf, TFS_CHUNK);
         if (d == -EBADMSG)
-            return corrupt(f, idx, "bad crc or snappy data");
+            return corrupt(f, idx, off, "bad crc or snappy data");
         if (d < 0) {
             tfs_log("%s: cannot decompress chunk %llu: %s", f->name, (unsigned long long)idx,
                     tiny_strerror((int)d));
             return -EIO;
         }
         if ((size_t)d != clen)
-            return corrupt(f, idx, "wrong chunk length");
+            return corrupt(f, idx, off, "wrong chunk length");
     }
     memset(e->buf + clen, 0, TFS_CHUNK - clen);
     e->len = clen;
@@ -568,7 +766,7 @@ static void submit(struct tfs_file *f, struct entry *e)
  * later write-back invents data: a chunk that could not be rewritten in place
  * reads as it is stored; when the file could not grow, its logical size falls
  * back to what is stored and the cached chunks beyond are dropped (else a
- * later append would fill their slots with zeros). */
+ * later append would fill them with zero chunks). */
 static void writeback_failed(struct tfs_file *f, struct entry *e)
 {
     uint64_t stored_size;
@@ -606,7 +804,7 @@ static int complete(struct tfs_file *f, struct entry *e)
     e->state = E_CLEAN;
     if (r < 0 || tfs_record_check(out, (size_t)r, e->len) < 0)
         r = (ssize_t)tfs_raw_record(e->buf, e->len, out);
-    rc = write_slot(f, e->idx, out, (size_t)r, e->len);
+    rc = write_chunk(f, e->idx, out, (size_t)r, e->len);
     if (rc < 0) {
         tfs_log("%s: cannot write chunk %llu: %s", f->name, (unsigned long long)e->idx,
                 strerror(-rc));
@@ -676,12 +874,13 @@ static int ensure_buf(struct entry *e)
  * one; nothing is evicted that is not clean. */
 static void prefetch(struct tfs_file *f, uint64_t idx)
 {
-    uint32_t clen = idx == f->valid_n - 1 ? f->last_len : TFS_CHUNK;
+    uint32_t clen = idx == f->valid_n - 1 ? f->last_len : TFS_CHUNK, rec;
     struct entry *e = NULL;
-    int raw, rec;
+    uint64_t off;
     ssize_t n;
+    int raw;
 
-    if (idx >= f->valid_n || find(f, idx))
+    if (idx >= f->valid_n || find(f, idx) || chunk_loc(f, idx, &off, &rec) < 0)
         return;
     for (int i = 0; i < NENT && (!e || e->state != E_FREE); i++)
         if (f->ent[i].state == E_FREE ||
@@ -689,12 +888,9 @@ static void prefetch(struct tfs_file *f, uint64_t idx)
             e = &f->ent[i];
     if (!e || ensure_buf(e) < 0)
         return;
-    n = pread_full(f->fd, e->buf + TFS_CHUNK, clen + TFS_SLOT_EXTRA, tfs_slot_off(idx));
+    n = pread_full(f->fd, e->buf + TFS_CHUNK, rec, off);
     e->state = E_FREE;
-    if (n != (ssize_t)(clen + TFS_SLOT_EXTRA))
-        return;
-    rec = tfs_slot_parse(e->buf + TFS_CHUNK, (size_t)n, clen, e->buf, &raw);
-    if (rec < 0)
+    if (n != (ssize_t)rec || tfs_chunk_parse(e->buf + TFS_CHUNK, rec, clen, e->buf, &raw) < 0)
         return; /* the synchronous load reports it */
     e->idx = idx;
     e->len = clen;
@@ -704,7 +900,7 @@ static void prefetch(struct tfs_file *f, uint64_t idx)
         e->state = E_CLEAN;
         return;
     }
-    e->rec_len = (uint32_t)rec;
+    e->rec_len = rec;
     tfs_decompress_submit(e->buf + TFS_CHUNK, (size_t)rec, e->buf, TFS_CHUNK, &e->req);
     e->state = E_LOADING;
 }
@@ -805,7 +1001,7 @@ static int grow(struct tfs_file *f, uint64_t size)
 
 static int flush_locked(struct tfs_file *f)
 {
-    uint64_t n, target;
+    uint64_t n;
     int rc = 0;
 
     if (f->plain)
@@ -830,15 +1026,15 @@ static int flush_locked(struct tfs_file *f)
         const unsigned char *rec;
         ssize_t r = scratch ? tfs_zero_record(clen, &rec, scratch) : -ENOMEM;
 
-        rc = r < 0 ? (int)r : write_slot(f, n - 1, rec, (size_t)r, clen);
+        rc = r < 0 ? (int)r : write_chunk(f, n - 1, rec, (size_t)r, clen);
         free(scratch);
         if (rc < 0 && !f->err)
             f->err = rc;
     }
-    target = tfs_stored_len(f->size);
-    if (!f->err && !f->torn && f->stored_len != target) {
-        tfs_log("%s: stored length %llu instead of %llu after write-back", f->name,
-                (unsigned long long)f->stored_len, (unsigned long long)target);
+    if (!f->err && !f->torn &&
+        (f->valid_n != n || (n && f->last_len != tfs_chunk_len(n - 1, f->size)))) {
+        tfs_log("%s: %llu chunks stored instead of %llu after write-back", f->name,
+                (unsigned long long)f->valid_n, (unsigned long long)n);
         f->err = -EIO;
     }
     rc = journal_sync(f);
@@ -875,6 +1071,7 @@ static int truncate_locked(struct tfs_file *f, uint64_t size)
             if (rc < 0)
                 return rc;
             f->plain = 0;
+            gidx_drop(f, 0);
             f->size = f->valid_n = 0;
             f->last_len = 0;
             f->stored_len = TFS_HDR_LEN;
@@ -882,6 +1079,8 @@ static int truncate_locked(struct tfs_file *f, uint64_t size)
         }
         return ftruncate(f->fd, (off_t)size) < 0 ? -errno : 0;
     }
+    if (f->torn)
+        return -EIO;
     if (size > f->size) {
         rc = grow(f, size);
         if (rc < 0)
@@ -902,16 +1101,16 @@ static int truncate_locked(struct tfs_file *f, uint64_t size)
                 x->state = E_FREE;
             }
         }
-        /* the new last chunk's bytes, before its slot goes */
+        /* the new last chunk's bytes, before its record goes */
         if (len) {
             rc = get_chunk(f, n - 1, 1, 1, &e);
             if (rc < 0)
                 return rc;
         }
-        /* whole slots go from the end: every step is a valid shorter stream */
+        /* whole chunks go from the end: every step is a valid shorter stream */
         keep = len ? n - 1 : n;
         if (f->valid_n > keep) {
-            rc = drop_slots(f, keep);
+            rc = drop_chunks(f, keep);
             if (rc < 0)
                 return rc;
         }
@@ -1011,6 +1210,10 @@ ssize_t tfs_file_write(struct tfs_file *f, const char *buf, size_t size, uint64_
         rc = rc < 0 ? rc : (ssize_t)size;
         goto out;
     }
+    if (f->torn) {
+        rc = -EIO; /* its end could not be repaired (logged at open) */
+        goto out;
+    }
     if (append)
         off = f->size;
     end = off + size;
@@ -1101,39 +1304,6 @@ int tfs_file_fstat(struct tfs_file *f, struct stat *st)
     return rc;
 }
 
-/* Whether the stored file ends inside its last slot, as when tinyfs was
- * killed between the two steps of an append (or inside one write): the last
- * slot's record or padding runs past the end of the file, or the length fits
- * no logical size. *keep is then the end of the whole slots before it. A last
- * slot with bad headers that fit is damage, not a torn end: fsck's business. */
-static int tail_torn(int fd, uint64_t stored, uint64_t *keep)
-{
-    unsigned char h[TINY_CHUNK_HDR];
-    uint64_t size, n, off, rec;
-
-    if (tfs_logical_size(stored, &size) < 0) {
-        *keep = tfs_slot_off(tfs_nchunks(size));
-        return 1;
-    }
-    n = tfs_nchunks(size);
-    if (n == 0)
-        return 0;
-    off = tfs_slot_off(n - 1);
-    *keep = off;
-    if (pread_full(fd, h, sizeof(h), off) != (ssize_t)sizeof(h))
-        return 1;
-    if (h[0] != TINY_CHUNK_COMPRESSED && h[0] != TINY_CHUNK_UNCOMPRESSED)
-        return 0;
-    rec = TINY_CHUNK_HDR + tiny_get_le24(h + 1);
-    if (off + rec + TINY_CHUNK_HDR > stored)
-        return 1;
-    if (pread_full(fd, h, sizeof(h), off + rec) != (ssize_t)sizeof(h))
-        return 1;
-    if (h[0] != TFS_PAD_TYPE)
-        return 0;
-    return off + rec + TINY_CHUNK_HDR + tiny_get_le24(h + 1) > stored;
-}
-
 /* Reads the header of a freshly opened stored file and sets up @f. */
 static int setup(struct tfs_file *f, int flags, const struct stat *st)
 {
@@ -1147,29 +1317,50 @@ static int setup(struct tfs_file *f, int flags, const struct stat *st)
             return (int)n;
         kind = tfs_header_parse(hdr, (size_t)n);
     }
+    if (kind == -EPROTONOSUPPORT && (flags & O_TRUNC) && f->rdwr &&
+        (flags & O_ACCMODE) != O_RDONLY) {
+        f->plain = 1; /* its old content goes: stored in this version from now on */
+        return 0;
+    }
+    if (kind == -EPROTONOSUPPORT) {
+        tfs_log("%s: stored in tinyfs format version %u, this tinyfs reads version %u only "
+                "(docs/format.md: converting a store)",
+                f->name, tfs_header_version(hdr, (size_t)n), TFS_VERSION);
+        return -EIO;
+    }
     if (kind < 0) {
-        tfs_log("%s: unsupported or corrupt tinyfs header: %s", f->name, strerror(-kind));
+        tfs_log("%s: corrupt tinyfs header: %s", f->name, strerror(-kind));
         return -EIO;
     }
     f->stored_len = (uint64_t)st->st_size;
     if (kind == 1) {
-        uint64_t keep;
+        struct tfs_tail t;
+        int rc = tfs_locate(f->fd, f->stored_len, &t);
 
-        if (tail_torn(f->fd, f->stored_len, &keep)) {
+        if (rc < 0)
+            return rc;
+        if (t.damaged) {
+            tfs_log("%s: the index of its last group (%llu) is corrupt: only the %llu bytes "
+                    "before it are readable, writes fail",
+                    f->name, (unsigned long long)t.g, (unsigned long long)t.size);
+            f->torn = 1;
+        } else if (t.torn) {
             /* drop the torn end: the file is then a prefix of what was written */
-            if (f->rdwr && ftruncate(f->fd, (off_t)keep) == 0) {
-                tfs_log("%s: dropped a torn last chunk (stored length %llu -> %llu)", f->name,
-                        (unsigned long long)f->stored_len, (unsigned long long)keep);
-                f->stored_len = keep;
+            if (f->rdwr && tfs_tail_repair(f->fd, &t) == 0) {
+                tfs_log("%s: dropped a torn end (stored length %llu -> %llu)", f->name,
+                        (unsigned long long)f->stored_len, (unsigned long long)t.keep);
+                f->stored_len = t.keep;
             } else {
-                tfs_log("%s: stored length %llu is torn; the last chunk is unreadable", f->name,
+                tfs_log("%s: stored length %llu is torn; writes fail", f->name,
                         (unsigned long long)f->stored_len);
                 f->torn = 1;
             }
         }
-        tfs_logical_size(f->stored_len, &f->size);
-        f->valid_n = tfs_nchunks(f->size);
+        f->size = t.size;
+        f->valid_n = t.nchunks;
         f->last_len = f->valid_n ? tfs_chunk_len(f->valid_n - 1, f->size) : 0;
+        if (f->valid_n && !t.damaged)
+            gidx_set(f, t.g, &t.idx);
         return 0;
     }
     f->plain = 1;
@@ -1333,8 +1524,10 @@ void tfs_stat_fixup(int dirfd, const char *path, struct stat *st)
         return;
     if (pread_full(fd, hdr, sizeof(hdr), 0) == (ssize_t)sizeof(hdr) &&
         tfs_header_parse(hdr, sizeof(hdr)) == 1) {
-        tfs_logical_size((uint64_t)st->st_size, &size);
-        st->st_size = (off_t)size;
+        struct tfs_tail t;
+
+        if (tfs_locate(fd, (uint64_t)st->st_size, &t) == 0)
+            st->st_size = (off_t)t.size;
     }
     close(fd);
 }

@@ -1,18 +1,21 @@
 /*
- * journal.c - the undo journal of tinyfs's in-place chunk rewrites
+ * journal.c - the undo journal of tinyfs's in-place rewrites
  * (STORE/.tinyfs-journal, docs/format.md "Crash safety"): building its
  * entries, and replaying it, shared by the mount and by tiny fsck --repair.
  *
- * Before a slot is rewritten in place, its old record goes to the journal,
- * which is synced; replay puts the old record back wherever the newest
- * journalled rewrite of a slot did not complete.
+ * Before a group of a stored file is rewritten in place (a chunk replaced,
+ * the records after it moved), the old bytes of every range the rewrite
+ * changes go to the journal, which is synced; replay puts the old bytes back
+ * wherever the newest journalled rewrite of a group did not complete.
  *
- * Entry, little-endian: magic, type, total length, inode, slot offset, stored
- * length before the rewrite, old clen and record length, new clen, record
- * length and masked CRC-32C of the new record, path length; then the path
- * (relative to the store), the old record, and a masked CRC-32C of all that.
- * A torn entry (its CRC fails) ends the journal: it was never synced, so the
- * rewrite it announced never started.
+ * Entry, little-endian: magic, type, total length, inode, group offset (the
+ * key), stored length before the rewrite, flags (1: the group is the file's
+ * last), the hole to punch after an undo, the number of ranges, path length;
+ * per range its offset, old and new lengths and the masked CRC-32C of the
+ * new bytes; then the path (relative to the store), the old bytes of every
+ * range, and a masked CRC-32C of all that. A torn entry (its CRC fails) ends
+ * the journal: it was never synced, so the rewrite it announced never
+ * started.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -26,7 +29,7 @@
 #include "format.h"
 #include "tinyfs.h"
 
-#define J_MAGIC 0x314a4654u /* "TFJ1" */
+#define J_MAGIC 0x324a4654u /* "TFJ2" */
 
 static void put_le64(unsigned char *p, uint64_t v)
 {
@@ -39,42 +42,61 @@ static uint64_t get_le64(const unsigned char *p)
     return tiny_get_le32(p) | (uint64_t)tiny_get_le32(p + 4) << 32;
 }
 
-size_t tfs_journal_build(unsigned char *p, int type, uint64_t ino, const char *path,
-                         uint64_t slot_off, uint64_t old_stored, uint32_t old_clen,
-                         const unsigned char *old_rec, uint32_t old_rec_len, uint32_t new_clen,
-                         const unsigned char *new_rec, uint32_t new_rec_len)
+size_t tfs_journal_len(const char *path, const struct tfs_jrange *r, unsigned nr)
+{
+    size_t len = TFS_JOURNAL_FIXED + nr * TFS_JOURNAL_RANGE + strlen(path) + 4;
+
+    for (unsigned i = 0; i < nr; i++)
+        len += r[i].old_len;
+    return len;
+}
+
+size_t tfs_journal_build(unsigned char *p, int type, uint64_t ino, const char *path, uint64_t key,
+                         uint64_t old_stored, int last, uint64_t hole_a, uint64_t hole_b,
+                         const struct tfs_jrange *r, unsigned nr)
 {
     uint32_t plen = (uint32_t)strlen(path);
-    size_t len = TFS_JOURNAL_FIXED + plen + old_rec_len + 4;
+    size_t len = tfs_journal_len(path, r, nr), pos;
 
     tiny_put_le32(p, J_MAGIC);
     tiny_put_le32(p + 4, (uint32_t)type);
     tiny_put_le32(p + 8, (uint32_t)len);
     put_le64(p + 12, ino);
-    put_le64(p + 20, slot_off);
+    put_le64(p + 20, key);
     put_le64(p + 28, old_stored);
-    tiny_put_le32(p + 36, old_clen);
-    tiny_put_le32(p + 40, old_rec_len);
-    tiny_put_le32(p + 44, new_clen);
-    tiny_put_le32(p + 48, new_rec_len);
-    tiny_put_le32(p + 52, new_rec ? tiny_crc32c_masked(new_rec, new_rec_len) : 0);
-    tiny_put_le32(p + 56, plen);
-    memcpy(p + TFS_JOURNAL_FIXED, path, plen);
-    if (old_rec_len)
-        memcpy(p + TFS_JOURNAL_FIXED + plen, old_rec, old_rec_len);
+    tiny_put_le32(p + 36, last ? 1 : 0);
+    put_le64(p + 40, hole_a);
+    put_le64(p + 48, hole_b);
+    tiny_put_le32(p + 56, nr);
+    tiny_put_le32(p + 60, plen);
+    pos = TFS_JOURNAL_FIXED;
+    for (unsigned i = 0; i < nr; i++, pos += TFS_JOURNAL_RANGE) {
+        put_le64(p + pos, r[i].off);
+        tiny_put_le32(p + pos + 8, r[i].old_len);
+        tiny_put_le32(p + pos + 12, r[i].new_len);
+        tiny_put_le32(p + pos + 16, tiny_crc32c_masked(r[i].new_, r[i].new_len));
+    }
+    memcpy(p + pos, path, plen);
+    pos += plen;
+    for (unsigned i = 0; i < nr; i++) {
+        memcpy(p + pos, r[i].old, r[i].old_len);
+        pos += r[i].old_len;
+    }
     tiny_put_le32(p + len - 4, tiny_crc32c_masked(p, len - 4));
     return len;
 }
 
 struct jent {
-    const unsigned char *p;
-    int type, dead;
-    uint64_t ino, slot_off, old_stored;
-    uint32_t old_clen, old_rec_len, new_clen, new_rec_len, new_crc, plen;
+    const unsigned char *p, *path, *old; /* the entry, its path, the old bytes */
+    int type, dead, last;
+    uint64_t ino, key, old_stored, hole_a, hole_b;
+    uint32_t nr, plen;
 };
 
 static int jent_parse(const unsigned char *p, size_t n, struct jent *e, size_t *len)
 {
+    uint64_t need;
+
     if (n < TFS_JOURNAL_FIXED + 4 || tiny_get_le32(p) != J_MAGIC)
         return -EBADMSG;
     *len = tiny_get_le32(p + 8);
@@ -85,18 +107,27 @@ static int jent_parse(const unsigned char *p, size_t n, struct jent *e, size_t *
     e->type = (int)tiny_get_le32(p + 4);
     e->dead = 0;
     e->ino = get_le64(p + 12);
-    e->slot_off = get_le64(p + 20);
+    e->key = get_le64(p + 20);
     e->old_stored = get_le64(p + 28);
-    e->old_clen = tiny_get_le32(p + 36);
-    e->old_rec_len = tiny_get_le32(p + 40);
-    e->new_clen = tiny_get_le32(p + 44);
-    e->new_rec_len = tiny_get_le32(p + 48);
-    e->new_crc = tiny_get_le32(p + 52);
-    e->plen = tiny_get_le32(p + 56);
-    if ((uint64_t)TFS_JOURNAL_FIXED + e->plen + e->old_rec_len + 4 != *len || e->plen == 0 ||
-        e->plen >= 4096 || e->old_clen > TFS_CHUNK || e->new_clen > TFS_CHUNK ||
-        e->old_rec_len > e->old_clen + 8u || e->new_rec_len > e->new_clen + 8u)
+    e->last = tiny_get_le32(p + 36) & 1;
+    e->hole_a = get_le64(p + 40);
+    e->hole_b = get_le64(p + 48);
+    e->nr = tiny_get_le32(p + 56);
+    e->plen = tiny_get_le32(p + 60);
+    if (e->nr > TFS_JOURNAL_MAXR || e->plen == 0 || e->plen >= 4096)
         return -EBADMSG;
+    need = TFS_JOURNAL_FIXED + (uint64_t)e->nr * TFS_JOURNAL_RANGE + e->plen + 4;
+    for (uint32_t i = 0; i < e->nr; i++) {
+        const unsigned char *r = p + TFS_JOURNAL_FIXED + i * TFS_JOURNAL_RANGE;
+
+        if (tiny_get_le32(r + 8) > TFS_GSPACE || tiny_get_le32(r + 12) > TFS_GSPACE)
+            return -EBADMSG;
+        need += tiny_get_le32(r + 8);
+    }
+    if (need != *len)
+        return -EBADMSG;
+    e->path = p + TFS_JOURNAL_FIXED + e->nr * TFS_JOURNAL_RANGE;
+    e->old = e->path + e->plen;
     return 0;
 }
 
@@ -143,7 +174,7 @@ static int open_target(int storefd, const struct jent *e, int rw)
     struct stat st;
     int fd;
 
-    memcpy(path, e->p + TFS_JOURNAL_FIXED, e->plen);
+    memcpy(path, e->path, e->plen);
     path[e->plen] = 0;
     fd = openat(storefd, path, (rw ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NOFOLLOW);
     if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_ino == e->ino)
@@ -153,20 +184,20 @@ static int open_target(int storefd, const struct jent *e, int rw)
     return find_ino(storefd, e->ino, 0);
 }
 
-/* Whether the slot holds the new record (the rewrite completed). */
+/* Whether every range holds its new bytes (the rewrite completed). */
 static int rewrite_done(int fd, const struct jent *e)
 {
-    size_t n = e->new_rec_len + TINY_CHUNK_HDR;
-    unsigned char *buf = malloc(n), pad[TINY_CHUNK_HDR];
+    unsigned char *buf = malloc(TFS_GSPACE);
     struct stat st;
-    int done = 0;
+    int done = buf && fstat(fd, &st) == 0;
 
-    if (buf && fstat(fd, &st) == 0 &&
-        (uint64_t)st.st_size >= e->slot_off + e->new_clen + TFS_SLOT_EXTRA &&
-        pread(fd, buf, n, (off_t)e->slot_off) == (ssize_t)n) {
-        tfs_pad_build(pad, e->new_rec_len, e->new_clen);
-        done = tiny_crc32c_masked(buf, e->new_rec_len) == e->new_crc &&
-               memcmp(buf + e->new_rec_len, pad, sizeof(pad)) == 0;
+    for (uint32_t i = 0; done && i < e->nr; i++) {
+        const unsigned char *r = e->p + TFS_JOURNAL_FIXED + i * TFS_JOURNAL_RANGE;
+        uint64_t off = get_le64(r);
+        uint32_t n = tiny_get_le32(r + 12);
+
+        done = (uint64_t)st.st_size >= off + n && pread(fd, buf, n, (off_t)off) == (ssize_t)n &&
+               tiny_crc32c_masked(buf, n) == tiny_get_le32(r + 16);
     }
     free(buf);
     return done;
@@ -174,25 +205,22 @@ static int rewrite_done(int fd, const struct jent *e)
 
 static int restore(int fd, const struct jent *e)
 {
-    const unsigned char *rec = e->p + TFS_JOURNAL_FIXED + e->plen;
-    uint64_t end = e->slot_off + e->old_clen + TFS_SLOT_EXTRA;
-    uint64_t head = e->slot_off + e->old_rec_len + TINY_CHUNK_HDR;
-    unsigned char pad[TINY_CHUNK_HDR];
-    struct stat st;
+    const unsigned char *old = e->old;
+    uint64_t a = (e->hole_a + 4095) & ~4095ull, b = e->hole_b & ~4095ull;
 
-    tfs_pad_build(pad, e->old_rec_len, e->old_clen);
-    if (pwrite(fd, rec, e->old_rec_len, (off_t)e->slot_off) != (ssize_t)e->old_rec_len ||
-        pwrite(fd, pad, sizeof(pad), (off_t)(e->slot_off + e->old_rec_len)) != (ssize_t)sizeof(pad))
-        return -errno ? -errno : -EIO;
-    if (fstat(fd, &st) < 0)
+    for (uint32_t i = 0; i < e->nr; i++) {
+        const unsigned char *r = e->p + TFS_JOURNAL_FIXED + i * TFS_JOURNAL_RANGE;
+        uint32_t n = tiny_get_le32(r + 8);
+
+        if (n && pwrite(fd, old, n, (off_t)get_le64(r)) != (ssize_t)n)
+            return errno ? -errno : -EIO;
+        old += n;
+    }
+    /* the last group was growing or shrinking: back to its old end */
+    if (e->last && ftruncate(fd, (off_t)e->old_stored) < 0)
         return -errno;
-    /* the last slot was growing: back to its old end */
-    if (end == e->old_stored && (uint64_t)st.st_size != end && ftruncate(fd, (off_t)end) < 0)
-        return -errno;
-    head = (head + 4095) & ~4095ull;
-    if ((end & ~4095ull) > head)
-        fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)head,
-                  (off_t)((end & ~4095ull) - head));
+    if (b > a)
+        fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)a, (off_t)(b - a));
     return fdatasync(fd) < 0 ? -errno : 0;
 }
 
@@ -238,7 +266,7 @@ int tfs_journal_replay(int storefd, int repair, void (*say)(const char *fmt, ...
         n++;
     }
     /* newest first: a barrier voids the older entries of its file; of
-     * several rewrites of one slot only the newest can be unfinished */
+     * several rewrites of one group only the newest can be unfinished */
     for (size_t i = n; i-- > 0;) {
         struct jent *e = &ents[i];
         int tfd;
@@ -246,8 +274,7 @@ int tfs_journal_replay(int storefd, int repair, void (*say)(const char *fmt, ...
         if (e->dead)
             continue;
         for (size_t j = 0; j < i; j++)
-            if (ents[j].ino == e->ino &&
-                (e->type == TFS_JOURNAL_BARRIER || ents[j].slot_off == e->slot_off))
+            if (ents[j].ino == e->ino && (e->type == TFS_JOURNAL_BARRIER || ents[j].key == e->key))
                 ents[j].dead = 1;
         if (e->type != TFS_JOURNAL_UNDO)
             continue;
@@ -258,8 +285,8 @@ int tfs_journal_replay(int storefd, int repair, void (*say)(const char *fmt, ...
             int r = repair ? restore(tfd, e) : 0;
 
             if (say)
-                say("%.*s: chunk at stored offset %llu: interrupted rewrite%s%s", (int)e->plen,
-                    (const char *)e->p + TFS_JOURNAL_FIXED, (unsigned long long)e->slot_off,
+                say("%.*s: group at stored offset %llu: interrupted rewrite%s%s", (int)e->plen,
+                    (const char *)e->path, (unsigned long long)e->key,
                     !repair ? ", old content in the journal"
                     : r     ? ", cannot restore the old content: "
                             : ", old content restored",

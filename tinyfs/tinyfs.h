@@ -20,28 +20,45 @@
 
 #include "tiny.h"
 
-/* ---- format.c: the stored layout ---- */
+/* ---- format.c: the stored layout (version 2, docs/format.md) ---- */
 
-#define TFS_CHUNK        65536u /* logical bytes per chunk (the framing maximum) */
-#define TFS_HDR_TYPE     0xa1u  /* skippable chunk type of the tinyfs header */
-#define TFS_HDR_BODY     24u    /* its body length */
-#define TFS_HDR_LEN      38u    /* stream identifier (10) + header chunk (4 + 24) */
-#define TFS_VERSION      1u
-#define TFS_SLOT_EXTRA   12u /* data chunk header + CRC + padding chunk header */
-#define TFS_SLOT         (TFS_CHUNK + TFS_SLOT_EXTRA) /* stored bytes reserved per chunk */
-#define TFS_RECORD_MAX   (TFS_CHUNK + 8u)             /* largest data chunk tinyfs writes */
-#define TFS_PAD_TYPE     0xfeu
+#define TFS_CHUNK      65536u /* logical bytes per chunk (the framing maximum) */
+#define TFS_HDR_TYPE   0xa1u  /* skippable chunk type of the tinyfs header */
+#define TFS_HDR_BODY   24u    /* its body length */
+#define TFS_HDR_LEN    38u    /* stream identifier (10) + header chunk (4 + 24) */
+#define TFS_VERSION    2u
+#define TFS_RECORD_MAX (TFS_CHUNK + 8u) /* largest data chunk tinyfs writes */
+#define TFS_PAD_TYPE   0xfeu
+#define TFS_GROUP      16u   /* chunks per group (1 MiB of logical bytes) */
+#define TFS_GIDX_TYPE  0xa2u /* skippable chunk type of a group index */
+#define TFS_GIDX_BODY  76u   /* count, last chunk length, 16 record lengths, CRC */
+#define TFS_GIDX_LEN   80u   /* the index chunk with its header */
+/* stored bytes of a group region: index, 16 records of at most 64 KiB + 8,
+ * padding chunk header */
+#define TFS_GSPACE       (TFS_GIDX_LEN + TFS_GROUP * TFS_RECORD_MAX + 4u)
 #define TFS_OUT_CAP      (80u << 10) /* output buffer of one CHUNK_COMPRESS */
 #define TFS_XATTR_STORED "user.tinyfs.stored_size"
 #define TFS_XATTR_FORMAT "user.tinyfs.format"
+
+/* A group index: how many chunks the group holds, the logical length of its
+ * last one (the others are full) and the record length of each. */
+struct tfs_gidx {
+    uint32_t n;
+    uint32_t last_clen;
+    uint32_t rec[TFS_GROUP];
+};
 
 /* Writes the TFS_HDR_LEN bytes that start every tinyfs stored file. */
 void tfs_header_build(unsigned char *p);
 
 /* Classifies the first @n bytes of a stored file: 1 = tinyfs format,
  * 0 = a plain file (served as it is), -EPROTONOSUPPORT = a tinyfs header of
- * another version, -EBADMSG = a tinyfs header with a bad CRC. Pure. */
+ * another version (tfs_header_version says which), -EBADMSG = a tinyfs
+ * header with a bad CRC. Pure. */
 int tfs_header_parse(const unsigned char *p, size_t n);
+
+/* The format version a tinyfs header states (0 if @p is none). Pure. */
+uint32_t tfs_header_version(const unsigned char *p, size_t n);
 
 /* Number of chunks of a file of @size logical bytes. */
 uint64_t tfs_nchunks(uint64_t size);
@@ -49,31 +66,52 @@ uint64_t tfs_nchunks(uint64_t size);
 /* Logical length of chunk @idx in a file of @size bytes (0 if beyond). */
 uint32_t tfs_chunk_len(uint64_t idx, uint64_t size);
 
-/* Offset of chunk @idx's slot in the stored file. */
-static inline uint64_t tfs_slot_off(uint64_t idx)
+/* Offset of group @g's region (its index chunk) in the stored file. */
+static inline uint64_t tfs_group_off(uint64_t g)
 {
-    return TFS_HDR_LEN + idx * (uint64_t)TFS_SLOT;
+    return TFS_HDR_LEN + g * (uint64_t)TFS_GSPACE;
 }
 
-/* Stored file length of a file of @size logical bytes. */
-uint64_t tfs_stored_len(uint64_t size);
+/* The group whose region holds the end of a stored file of @stored
+ * (> TFS_HDR_LEN) bytes: its last group. Pure. */
+uint64_t tfs_last_group(uint64_t stored);
 
-/* Logical size for a stored file of @stored bytes: 0 and *size, or
- * -EBADMSG when no logical size has that stored length (a torn file); *size
- * is then the size of the whole chunks it holds. Pure. */
-int tfs_logical_size(uint64_t stored, uint64_t *size);
+/* Writes the TFS_GIDX_LEN bytes of the index chunk of @x. */
+void tfs_gidx_build(unsigned char *p, const struct tfs_gidx *x);
 
-/* Checks a stored slot @s of @n bytes holding a chunk of @clen logical bytes
- * and returns the data chunk's record length (header included), or -EBADMSG
- * naming nothing (the caller logs). Checks types, lengths, the padding
- * chunk, and for an uncompressed chunk the CRC and copies its payload to
- * @out (then returns 0 through *is_raw = 1). Pure. */
-int tfs_slot_parse(const unsigned char *s, size_t n, uint32_t clen, unsigned char *out,
-                   int *is_raw);
+/* Parses the index chunk at @p (@n bytes available) into @x: 0, or
+ * -EBADMSG when it is not a well-formed index with a good CRC (wrong type,
+ * count or lengths). Pure. */
+int tfs_gidx_parse(const unsigned char *p, size_t n, struct tfs_gidx *x);
 
-/* Writes into @p the 4-byte padding chunk header that follows a record of
- * @rec_len bytes in the slot of a chunk of @clen logical bytes. */
-void tfs_pad_build(unsigned char *p, size_t rec_len, uint32_t clen);
+/* Stored bytes of the first @k records of @x. */
+uint64_t tfs_gidx_sum(const struct tfs_gidx *x, uint32_t k);
+
+/* End of group @g's data (index and records) in the stored file. */
+static inline uint64_t tfs_group_end(uint64_t g, const struct tfs_gidx *x)
+{
+    return tfs_group_off(g) + TFS_GIDX_LEN + tfs_gidx_sum(x, x->n);
+}
+
+/* Logical size of a file whose last group is @g with index @x. */
+static inline uint64_t tfs_group_size(uint64_t g, const struct tfs_gidx *x)
+{
+    return (g * TFS_GROUP + x->n - 1) * (uint64_t)TFS_CHUNK + x->last_clen;
+}
+
+/* Writes into @p the 4-byte header of a padding chunk of @body bytes. */
+void tfs_pad_build(unsigned char *p, uint32_t body);
+
+/* Checks the stored data chunk @rec of @rec_len bytes holding a chunk of
+ * @clen logical bytes: types, lengths, the snappy preamble of a compressed
+ * one; an uncompressed one also has its CRC checked and its payload copied
+ * to @out (*is_raw = 1). Returns 0 or -EBADMSG (the caller logs). Pure. */
+int tfs_chunk_parse(const unsigned char *rec, size_t rec_len, uint32_t clen, unsigned char *out,
+                    int *is_raw);
+
+/* The logical length a stored record claims (snappy preamble or raw
+ * length), 0 if it claims nothing sensible. Pure. */
+uint32_t tfs_record_clen(const unsigned char *rec, size_t avail);
 
 /* Writes into @out (>= @len + 8 bytes) the uncompressed data chunk of the
  * @len bytes at @in, as stored when tinyd is unavailable; returns its length. */
@@ -83,34 +121,70 @@ size_t tfs_raw_record(const void *in, uint32_t len, unsigned char *out);
  * 0 or -EBADMSG. */
 int tfs_record_check(const unsigned char *rec, size_t rec_len, uint32_t clen);
 
-/* ---- measure.c ---- */
+/* ---- measure.c: a stored file's shape, from its headers ---- */
 
-/* Reads the logical size and the stored bytes (chunk records and padding
- * headers, not the padding holes) of the stored file open as @fd. Returns 0,
- * -ENODATA for a file not in tinyfs's format, -EIO or -errno. */
+/* Where a stored file ends (tfs_locate). */
+struct tfs_tail {
+    uint64_t size;       /* logical size (after the repair, if torn) */
+    uint64_t nchunks;    /* chunks stored (after the repair) */
+    uint64_t keep;       /* stored length (to cut the file to, if torn) */
+    uint64_t g;          /* the last group (when nchunks > 0) */
+    struct tfs_gidx idx; /* and its index */
+    int torn;            /* the file ends inside a write: cut it to keep */
+    int fix_idx;         /* ... after writing idx as group g's index */
+    int damaged;         /* the last group's index is unreadable: size counts the groups before */
+};
+
+/* Finds the logical size of the tinyfs file open as @fd of @stored bytes
+ * (its header checked) from the index of its last group, and whether its
+ * end is torn (a crash inside an append): *t then says how to cut it back to
+ * a valid stream holding a prefix of the data (tfs_tail_repair does it).
+ * Returns 0, or -errno of a failed read. */
+int tfs_locate(int fd, uint64_t stored, struct tfs_tail *t);
+
+/* Applies the repair tfs_locate found for a torn end: 0 or -errno. */
+int tfs_tail_repair(int fd, const struct tfs_tail *t);
+
+/* Reads the logical size and the stored bytes (header, group indexes,
+ * records and padding headers, not the padding holes) of the stored file
+ * open as @fd. Returns 0, -ENODATA for a file not in tinyfs's format, -EIO
+ * or -errno. */
 int tfs_measure(int fd, uint64_t *logical, uint64_t *stored);
 
 /* ---- journal.c: the undo journal of in-place chunk rewrites ---- */
 
 #define TFS_JOURNAL         ".tinyfs-journal" /* in the store's root, hidden by the mount */
-#define TFS_JOURNAL_FIXED   60u               /* fixed part of an entry */
+#define TFS_JOURNAL_FIXED   64u               /* fixed part of an entry */
+#define TFS_JOURNAL_RANGE   20u /* per byte range: offset, old and new lengths, new CRC */
+#define TFS_JOURNAL_MAXR    4u  /* byte ranges per entry */
 #define TFS_JOURNAL_UNDO    1
 #define TFS_JOURNAL_BARRIER 2 /* the file's earlier entries are void (it was synced) */
 
-/* Builds into @p (TFS_JOURNAL_FIXED + strlen(@path) + @old_rec_len + 4
- * bytes) a journal entry: before the slot at @slot_off of the stored file
- * @path (inode @ino, stored length @old_stored) is rewritten with @new_rec
- * (a chunk of @new_clen bytes), it held @old_rec (a chunk of @old_clen
- * bytes). A barrier has no records. Returns the entry length. Pure. */
-size_t tfs_journal_build(unsigned char *p, int type, uint64_t ino, const char *path,
-                         uint64_t slot_off, uint64_t old_stored, uint32_t old_clen,
-                         const unsigned char *old_rec, uint32_t old_rec_len, uint32_t new_clen,
-                         const unsigned char *new_rec, uint32_t new_rec_len);
+/* One byte range a journalled rewrite changes: @old_len bytes at @off held
+ * @old before, @new_len bytes @new after. */
+struct tfs_jrange {
+    uint64_t off;
+    uint32_t old_len, new_len;
+    const unsigned char *old, *new_;
+};
 
-/* Replays the journal of the store @storefd: every slot whose newest
- * journalled rewrite did not complete gets its old record back (with
+/* Builds into @p (tfs_journal_len() bytes) a journal entry: before group
+ * @key (its region offset) of the stored file @path (inode @ino, stored
+ * length @old_stored; @last: the group is the file's last) is rewritten,
+ * the @nr (<= TFS_JOURNAL_MAXR) ranges @r held their old bytes; a rewrite
+ * undone leaves [@hole_a, @hole_b) a hole again. A barrier has no ranges.
+ * Returns the entry length. Pure. */
+size_t tfs_journal_build(unsigned char *p, int type, uint64_t ino, const char *path, uint64_t key,
+                         uint64_t old_stored, int last, uint64_t hole_a, uint64_t hole_b,
+                         const struct tfs_jrange *r, unsigned nr);
+
+/* Length of the entry tfs_journal_build() makes of these. */
+size_t tfs_journal_len(const char *path, const struct tfs_jrange *r, unsigned nr);
+
+/* Replays the journal of the store @storefd: every group whose newest
+ * journalled rewrite did not complete gets its old bytes back (with
  * @repair; then the journal is emptied), each named through @say. Returns
- * the number of such slots, or -errno. Not thread-safe: before mounting. */
+ * the number of such groups, or -errno. Not thread-safe: before mounting. */
 int tfs_journal_replay(int storefd, int repair, void (*say)(const char *fmt, ...));
 
 /* ---- codec.c: tinyd ---- */

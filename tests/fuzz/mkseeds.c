@@ -59,7 +59,7 @@ static size_t chunk(unsigned char *out, const unsigned char *in, size_t len, int
 
 static void seeds_of(const char *name, const unsigned char *d, size_t n)
 {
-    static unsigned char buf[1u << 20], stored[5 * TFS_SLOT + TFS_HDR_LEN];
+    static unsigned char buf[1u << 20], stored[2 * TFS_GSPACE + TFS_HDR_LEN];
     unsigned char sel[2], msg[TINY_MSG_SIZE + 2];
     struct tiny_msg m;
     size_t len, pos, take;
@@ -110,15 +110,31 @@ static void seeds_of(const char *name, const unsigned char *d, size_t n)
         put("request", nm, msg, sizeof(msg), d, in);
     }
 
-    /* a tinyfs stored file of up to 4 chunks, compressed and not */
+    /* a tinyfs stored file of up to 10 chunks (one group: the fuzzer's
+     * max_len is below a group region), compressed and not */
     tfs_header_build(stored);
     len = TFS_HDR_LEN;
-    take = n < 4 * TFS_CHUNK - 100 ? n : 4 * TFS_CHUNK - 100;
-    for (pos = 0; pos < take; pos += TFS_CHUNK) {
-        uint32_t clen = tfs_chunk_len(pos / TFS_CHUNK, take);
-        size_t rec = chunk(stored + len, d + pos, clen, (pos / TFS_CHUNK) & 1);
-        tfs_pad_build(stored + len + rec, rec, clen);
-        len += clen + TFS_SLOT_EXTRA;
+    take = n < 10 * TFS_CHUNK - 100 ? n : 10 * TFS_CHUNK - 100;
+    for (uint64_t g = 0; g * TFS_GROUP * TFS_CHUNK < take; g++) {
+        struct tfs_gidx x = {0};
+
+        len = tfs_group_off(g) + TFS_GIDX_LEN;
+        for (uint32_t k = 0; k < TFS_GROUP; k++) {
+            uint64_t i = g * TFS_GROUP + k;
+            uint32_t clen = tfs_chunk_len(i, take);
+
+            if (!clen)
+                break;
+            x.rec[k] = (uint32_t)chunk(stored + len, d + i * TFS_CHUNK, clen, (int)(i & 1));
+            len += x.rec[k];
+            x.n = k + 1;
+            x.last_clen = clen;
+        }
+        tfs_gidx_build(stored + tfs_group_off(g), &x);
+        if ((g + 1) * TFS_GROUP * TFS_CHUNK < take) {
+            tfs_pad_build(stored + len, (uint32_t)(tfs_group_off(g + 1) - len - 4));
+            memset(stored + len + 4, 0, tfs_group_off(g + 1) - len - 4);
+        }
     }
     snprintf(nm, sizeof(nm), "%s.stored", name);
     put("tinyfs_format", nm, stored, len, NULL, 0);
