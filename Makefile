@@ -195,7 +195,7 @@ test: deps
 
 test-tsan:
 	$(Q)$(MAKE) --no-print-directory SANITIZE=thread O=build-tsan all
-	$(Q)TINY_BUILD=$(CURDIR)/build-tsan prove -f tests/30-concurrency.t
+	$(Q)TINY_BUILD=$(CURDIR)/build-tsan prove -f tests/23-zerocopy.t tests/30-concurrency.t
 
 # libFuzzer targets (tests/fuzz/, docs/fuzzing.md), built with clang into build-fuzz/:
 #   make fuzz [FUZZ_TIME=20]   seeds from tests/data, replays tests/fuzz/regress/,

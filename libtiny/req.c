@@ -29,6 +29,10 @@
  * blocked for a slot, a request that already has a unit in flight takes no
  * more, so every thread sharing a connection makes progress.
  *
+ * A zero-copy request (tiny_buf) is one unit in the slot its buf holds:
+ * the input is already there, the output stays there, and the slot is the
+ * buf's until tiny_buf_put(), so acquire() and release() only count it.
+ *
  * On an error the request stops submitting, still collects the replies of
  * its units in flight (tinyd owns those slots until it answers, and a
  * staged output must be fetched to the end to be released), then completes
@@ -63,6 +67,7 @@ struct tiny_unit {
 
 struct tiny_req {
     tiny_conn *conn;
+    struct tiny_buf *buf;         /* a zero-copy request: its one unit runs in buf's slot */
     struct tiny_req *next, *prev; /* conn->reqs: not yet released by tiny_wait() */
     struct tiny_req *pnext;       /* the progress thread's lists */
     int op;
@@ -97,6 +102,14 @@ struct tiny_req {
     unsigned head, count, inflight;
 };
 
+struct tiny_buf {
+    tiny_conn *conn;
+    int op;
+    unsigned slot;
+    size_t in_off, in_cap;
+    atomic_int busy; /* a request of this buf is in flight */
+};
+
 size_t tiny_max_output(int op, size_t n)
 {
     size_t full = n / BLOCK, rest = n % BLOCK;
@@ -122,6 +135,27 @@ static int acquire(tiny_req *req, int block, unsigned *slot)
 {
     tiny_conn *c = req->conn;
     int r = 0;
+
+    if (req->buf) {
+        /* Its slot is the buf's. A request its caller drives takes a tag;
+         * there are more tags than slots. */
+        pthread_mutex_lock(&c->lock);
+        while (!req->progress && c->n_free_tags == 0 && !atomic_load(&c->dead) && !c->closing &&
+               block)
+            pthread_cond_wait(&c->cv, &c->lock);
+        if (atomic_load(&c->dead) || c->closing) {
+            r = -ECONNRESET;
+        } else if (!req->progress && c->n_free_tags == 0) {
+            r = -EAGAIN;
+        } else {
+            if (!req->progress)
+                req->tag = c->free_tags[--c->n_free_tags];
+            *slot = req->buf->slot;
+            req->inflight++;
+        }
+        pthread_mutex_unlock(&c->lock);
+        return r;
+    }
 
     pthread_mutex_lock(&c->lock);
     for (;;) {
@@ -154,7 +188,8 @@ static void release(tiny_req *req, unsigned slot)
     tiny_conn *c = req->conn;
 
     pthread_mutex_lock(&c->lock);
-    c->free_slots[c->n_free++] = slot;
+    if (!req->buf) /* a buf keeps its slot until tiny_buf_put() */
+        c->free_slots[c->n_free++] = slot;
     req->inflight--;
     if (req->inflight == 0 && !req->progress) {
         c->free_tags[c->n_free_tags++] = req->tag;
@@ -282,20 +317,29 @@ static void prepare_next(tiny_req *req)
         return;
     memset(u, 0, sizeof *u);
     u->expect = UINT64_MAX;
-    switch (req->op) {
-    case TINY_OP_COMPRESS:
-    case TINY_OP_FRAME_COMPRESS:
-        r = cut_compress(req, u);
-        break;
-    case TINY_OP_FRAME_DECOMPRESS:
-        r = cut_frame(req, u);
-        break;
-    case TINY_OP_DECOMPRESS:
-        r = cut_raw(req, u);
-        break;
-    default:
-        r = cut_single(req, u);
-        break;
+    if (req->buf) {
+        r = !req->first_done;
+        u->src.len = req->in_len;
+        if (req->op == TINY_OP_COMPRESS)
+            u->arg = req->in_len;
+        if (req->op == TINY_OP_DECOMPRESS)
+            u->expect = req->raw_total;
+    } else {
+        switch (req->op) {
+        case TINY_OP_COMPRESS:
+        case TINY_OP_FRAME_COMPRESS:
+            r = cut_compress(req, u);
+            break;
+        case TINY_OP_FRAME_DECOMPRESS:
+            r = cut_frame(req, u);
+            break;
+        case TINY_OP_DECOMPRESS:
+            r = cut_raw(req, u);
+            break;
+        default:
+            r = cut_single(req, u);
+            break;
+        }
     }
     if (r < 0) {
         req->err = r;
@@ -310,9 +354,14 @@ static void prepare_next(tiny_req *req)
 
 /* Per-op checks and unit sizes, at submission. Errors in the data make the
  * request fail (returned 0 with req->err set); bad arguments are returned. */
+static int plan_buf(tiny_req *req);
+
 static int plan(tiny_req *req)
 {
     size_t ss = req->conn->slot_size;
+
+    if (req->buf)
+        return plan_buf(req);
 
     switch (req->op) {
     case TINY_OP_COMPRESS:
@@ -452,6 +501,9 @@ static int send_unit(tiny_req *req, unsigned slot)
     if (u->staged) {
         u->in_sent = len < ss ? len : ss;
         tiny_src_copy(&u->src, req->in, req->out, 0, s, u->in_sent);
+    } else if (req->buf) {
+        m.u.submit.in_off = req->buf->in_off; /* written there by the caller */
+        u->in_sent = len;
     } else {
         /* At the end of the slot: the output grows from its start. */
         m.u.submit.in_off = ss - len;
@@ -595,7 +647,7 @@ static void deliver(tiny_req *req)
             req->err = -ENOSPC;
             break;
         }
-        if (u->piece_len)
+        if (u->piece_len && !req->buf) /* a buf's output stays in its slot */
             memcpy(req->out + req->out_pos + u->piece_off, slot_ptr(c, u->slot), u->piece_len);
         if (u->piece_off + u->piece_len < u->out_len) {
             fetch(req, u);
@@ -679,6 +731,9 @@ static int drive(tiny_req *req, int block)
 static void progress_complete(tiny_req *req)
 {
     tiny_conn *c = req->conn;
+
+    if (req->buf)
+        atomic_store(&req->buf->busy, 0);
 
     if (req->cb) {
         req->cb(req, req->result, req->cb_arg);
@@ -771,7 +826,8 @@ static int check_flags(int op, unsigned flags)
 
 /* @direct: the calling thread waits for the request at once and drives it. */
 static int submit(tiny_conn *conn, int op, unsigned flags, const void *in, size_t in_len, void *out,
-                  size_t out_cap, tiny_callback cb, void *arg, int direct, tiny_req **reqp)
+                  size_t out_cap, tiny_callback cb, void *arg, int direct, tiny_buf *buf,
+                  tiny_req **reqp)
 {
     tiny_req *req;
     int r;
@@ -787,6 +843,7 @@ static int submit(tiny_conn *conn, int op, unsigned flags, const void *in, size_
     if (!req)
         return -ENOMEM;
     req->conn = conn;
+    req->buf = buf;
     req->op = op;
     req->flags = flags;
     req->in = in;
@@ -864,7 +921,7 @@ static void req_release(tiny_req *req)
 int tiny_submit(tiny_conn *conn, int op, unsigned flags, const void *in, size_t in_len, void *out,
                 size_t out_cap, tiny_callback cb, void *arg, tiny_req **reqp)
 {
-    return submit(conn, op, flags, in, in_len, out, out_cap, cb, arg, 0, reqp);
+    return submit(conn, op, flags, in, in_len, out, out_cap, cb, arg, 0, NULL, reqp);
 }
 
 ssize_t tiny_wait(tiny_req *req)
@@ -885,6 +942,8 @@ ssize_t tiny_wait(tiny_req *req)
             ;
     }
     r = req->result;
+    if (req->buf)
+        atomic_store(&req->buf->busy, 0);
     req_release(req);
     return r;
 }
@@ -907,7 +966,7 @@ ssize_t tiny_run(tiny_conn *conn, int op, unsigned flags, const void *in, size_t
                  size_t out_cap)
 {
     tiny_req *req;
-    int r = submit(conn, op, flags, in, in_len, out, out_cap, NULL, NULL, 1, &req);
+    int r = submit(conn, op, flags, in, in_len, out, out_cap, NULL, NULL, 1, NULL, &req);
 
     if (r < 0)
         return r;
@@ -934,6 +993,178 @@ ssize_t tiny_frame_decompress(tiny_conn *conn, const void *in, size_t in_len, vo
                               size_t out_cap)
 {
     return tiny_run(conn, TINY_OP_FRAME_DECOMPRESS, 0, in, in_len, out, out_cap);
+}
+
+/* ---- zero-copy requests ------------------------------------------------- */
+
+/* Where a buf of @op takes its input in a slot of @ss bytes, and how much:
+ * the compressing ops leave the worst-case output room before it; the
+ * decompressing ones copy their whole input into tinyd before writing
+ * output over it, except FRAME_DECOMPRESS, which goes chunk by chunk and
+ * so gets the second half, its output the first. */
+static size_t buf_geometry(int op, size_t ss, size_t *off)
+{
+    size_t lo = 0, hi = ss;
+
+    *off = 0;
+    switch (op) {
+    case TINY_OP_COMPRESS:
+    case TINY_OP_FRAME_COMPRESS:
+    case TINY_OP_CHUNK_COMPRESS:
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo + 1) / 2;
+
+            if (mid + tiny_max_output(op, mid) <= ss)
+                lo = mid;
+            else
+                hi = mid - 1;
+        }
+        if (op == TINY_OP_CHUNK_COMPRESS && lo > TINY_CHUNK_MAX)
+            lo = TINY_CHUNK_MAX;
+        *off = ss - lo;
+        return lo;
+    case TINY_OP_DECOMPRESS:
+        return ss < TINY_RAW_UNIT_MAX ? ss : TINY_RAW_UNIT_MAX;
+    case TINY_OP_CHUNK_DECOMPRESS:
+        if (ss < TINY_CHUNK_MAX)
+            return 0;
+        return ss < TINY_CHUNK_HDR + TINY_CHUNK_BODY_MAX ? ss
+                                                         : TINY_CHUNK_HDR + TINY_CHUNK_BODY_MAX;
+    case TINY_OP_FRAME_DECOMPRESS:
+        *off = ss / 2;
+        return ss - ss / 2;
+    }
+    return 0;
+}
+
+/* Checks a buf request at submission, as plan() does for the others: bad
+ * arguments are returned, bad data fails the request. */
+static int plan_buf(tiny_req *req)
+{
+    tiny_buf *b = req->buf;
+    size_t n, whole;
+    ssize_t k;
+
+    if (req->in_len > b->in_cap)
+        return -EINVAL;
+    switch (req->op) {
+    case TINY_OP_DECOMPRESS:
+        if (tiny_raw_length(req->in, req->in_len, &n) < 0) {
+            req->err = -EBADMSG;
+            return 0;
+        }
+        if (n > TINY_RAW_UNIT_MAX || n > req->conn->slot_size)
+            return -E2BIG;
+        req->raw_total = n;
+        return 0;
+    case TINY_OP_FRAME_DECOMPRESS:
+        if (req->in_len == 0)
+            return 0; /* tinyd decides: an empty stream lacks its id */
+        k = tiny_frame_scan(req->in, req->in_len, &whole, &n);
+        if (k < 0 || whole != req->in_len) {
+            req->err = -EBADMSG;
+            return 0;
+        }
+        /* The scan bounds a compressed chunk by 64 KiB; its preamble says
+         * exactly (and tinyd checks that it is true). */
+        n = 0;
+        for (size_t p = 0; p < req->in_len;) {
+            const unsigned char *h = req->in + p;
+            size_t len = tiny_get_le24(h + 1), m = 0;
+
+            if (h[0] == TINY_CHUNK_UNCOMPRESSED)
+                m = len - TINY_CHUNK_CRC;
+            else if (h[0] == TINY_CHUNK_COMPRESSED &&
+                     tiny_raw_length(h + TINY_CHUNK_HDR + TINY_CHUNK_CRC, len - TINY_CHUNK_CRC,
+                                     &m) < 0)
+                m = TINY_CHUNK_MAX; /* tinyd rejects it */
+            n += m;
+            p += TINY_CHUNK_HDR + len;
+        }
+        return n > b->in_off ? -E2BIG : 0;
+    }
+    return 0;
+}
+
+int tiny_buf_get(tiny_conn *conn, int op, tiny_buf **bufp, void **in, size_t *in_cap)
+{
+    tiny_req tmp = {.conn = conn, .progress = 1};
+    tiny_buf *b;
+    unsigned slot;
+    int r;
+
+    if (bufp)
+        *bufp = NULL;
+    if (!conn || !bufp || !in || !in_cap || op < TINY_OP_COMPRESS || op > TINY_OP_CHUNK_DECOMPRESS)
+        return -EINVAL;
+    b = calloc(1, sizeof *b);
+    if (!b)
+        return -ENOMEM;
+    b->conn = conn;
+    b->op = op;
+    b->in_cap = buf_geometry(op, conn->slot_size, &b->in_off);
+    if (b->in_cap == 0) {
+        free(b);
+        return -E2BIG;
+    }
+    r = acquire(&tmp, 1, &slot);
+    if (r < 0) {
+        free(b);
+        return r;
+    }
+    b->slot = slot;
+    *in = slot_ptr(conn, slot) + b->in_off;
+    *in_cap = b->in_cap;
+    *bufp = b;
+    return 0;
+}
+
+int tiny_buf_submit(tiny_buf *buf, unsigned flags, size_t in_len, tiny_callback cb, void *arg,
+                    tiny_req **reqp)
+{
+    unsigned char *s;
+    int r;
+
+    if (reqp)
+        *reqp = NULL;
+    if (!buf || in_len > buf->in_cap || atomic_exchange(&buf->busy, 1))
+        return -EINVAL;
+    s = slot_ptr(buf->conn, buf->slot);
+    /* Without a callback the caller's tiny_wait() collects the reply
+     * itself, as for tiny_run(): a buf request is one unit, sent here, so
+     * nothing is left for a progress thread to move. */
+    r = submit(buf->conn, buf->op, flags, s + buf->in_off, in_len, s,
+               buf->op == TINY_OP_FRAME_DECOMPRESS ? buf->in_off : buf->conn->slot_size, cb, arg,
+               !cb, buf, reqp);
+    if (r < 0)
+        atomic_store(&buf->busy, 0);
+    return r;
+}
+
+ssize_t tiny_buf_run(tiny_buf *buf, unsigned flags, size_t in_len)
+{
+    tiny_req *req;
+    int r = tiny_buf_submit(buf, flags, in_len, NULL, NULL, &req);
+
+    return r < 0 ? r : tiny_wait(req);
+}
+
+const void *tiny_buf_output(const tiny_buf *buf)
+{
+    return buf ? slot_ptr(buf->conn, buf->slot) : NULL;
+}
+
+void tiny_buf_put(tiny_buf *buf)
+{
+    tiny_req tmp = {0};
+
+    if (!buf)
+        return;
+    tmp.conn = buf->conn;
+    tmp.progress = 1;
+    tmp.inflight = 1;
+    release(&tmp, buf->slot);
+    free(buf);
 }
 
 int tiny_stats(tiny_conn *conn, struct tiny_stats *st)

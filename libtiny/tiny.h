@@ -76,6 +76,7 @@ extern "C" {
 /* Opaque handles. */
 typedef struct tiny_conn tiny_conn;
 typedef struct tiny_req tiny_req;
+typedef struct tiny_buf tiny_buf;
 
 /* Operations. Numbers are part of the wire protocol. */
 enum tiny_op {
@@ -99,36 +100,36 @@ enum tiny_flags {
 
 /* Connection options; zeroed fields take their defaults. */
 struct tiny_options {
-    const char *dir;    /* run directory; default $TINYD_DIR, else $XDG_RUNTIME_DIR/tinyd,
-                         * else /tmp/tinyd-$UID */
-    unsigned n_slots;   /* slots in the segment, 1..TINY_SLOTS_MAX; default 8 */
-    size_t slot_size;   /* bytes per slot, TINY_SLOT_SIZE_MIN..MAX; default 1 MiB */
-    unsigned weight;    /* fair-share weight 1..1000; default 1 */
+    const char *dir;  /* run directory; default $TINYD_DIR, else $XDG_RUNTIME_DIR/tinyd,
+                       * else /tmp/tinyd-$UID */
+    unsigned n_slots; /* slots in the segment, 1..TINY_SLOTS_MAX; default 8 */
+    size_t slot_size; /* bytes per slot, TINY_SLOT_SIZE_MIN..MAX; default 1 MiB */
+    unsigned weight;  /* fair-share weight 1..1000; default 1 */
 };
 
 /* Daemon statistics, as returned by tiny_stats(). Latencies are measured in
  * tinyd from the arrival of a unit to its reply. */
 struct tiny_stats {
-    uint32_t version;        /* protocol version of the daemon */
-    uint32_t workers;        /* worker threads */
-    uint32_t clients;        /* connected clients */
-    uint32_t clients_max;    /* client limit */
-    uint64_t clients_total;  /* clients served since start */
-    uint64_t requests;       /* units completed */
-    uint64_t errors;         /* units answered with an error */
-    uint64_t bytes_in;       /* input bytes of completed units */
-    uint64_t bytes_out;      /* output bytes of completed units */
-    uint64_t compress_in;    /* input bytes of compressing units */
-    uint64_t compress_out;   /* their output bytes */
-    uint32_t queue_depth;    /* units waiting for a worker now */
-    uint32_t in_flight;      /* units accepted and not yet answered */
-    uint64_t lat_p50_ns;     /* unit latency percentiles over the last requests */
+    uint32_t version;       /* protocol version of the daemon */
+    uint32_t workers;       /* worker threads */
+    uint32_t clients;       /* connected clients */
+    uint32_t clients_max;   /* client limit */
+    uint64_t clients_total; /* clients served since start */
+    uint64_t requests;      /* units completed */
+    uint64_t errors;        /* units answered with an error */
+    uint64_t bytes_in;      /* input bytes of completed units */
+    uint64_t bytes_out;     /* output bytes of completed units */
+    uint64_t compress_in;   /* input bytes of compressing units */
+    uint64_t compress_out;  /* their output bytes */
+    uint32_t queue_depth;   /* units waiting for a worker now */
+    uint32_t in_flight;     /* units accepted and not yet answered */
+    uint64_t lat_p50_ns;    /* unit latency percentiles over the last requests */
     uint64_t lat_p90_ns;
     uint64_t lat_p99_ns;
     uint64_t lat_max_ns;
-    uint64_t shm_bytes;      /* shared memory held by all clients' segments */
+    uint64_t shm_bytes; /* shared memory held by all clients' segments */
     uint64_t uptime_ns;
-    int32_t pid;             /* tinyd's process id */
+    int32_t pid; /* tinyd's process id */
     uint32_t reserved[7];
 };
 
@@ -184,8 +185,8 @@ static inline void tiny_finalize(tiny_conn *conn)
  * (started on first use) moves the request through the slots, so requests
  * submitted and not yet waited for keep going by themselves. Thread-safe.
  */
-TINY_API int tiny_submit(tiny_conn *conn, int op, unsigned flags, const void *in, size_t in_len, void *out,
-                size_t out_cap, tiny_callback cb, void *arg, tiny_req **req);
+TINY_API int tiny_submit(tiny_conn *conn, int op, unsigned flags, const void *in, size_t in_len,
+                         void *out, size_t out_cap, tiny_callback cb, void *arg, tiny_req **req);
 
 /*
  * tiny_wait - wait for a request without a callback and release it.
@@ -207,16 +208,78 @@ TINY_API int tiny_poll(tiny_req *req);
  * progress thread, so a small request costs exactly one message to tinyd and
  * one back. Returns the output length or a negative errno. Thread-safe.
  */
-TINY_API ssize_t tiny_run(tiny_conn *conn, int op, unsigned flags, const void *in, size_t in_len, void *out,
-                 size_t out_cap);
+TINY_API ssize_t tiny_run(tiny_conn *conn, int op, unsigned flags, const void *in, size_t in_len,
+                          void *out, size_t out_cap);
 
 /* Blocking shorthands of tiny_run(), one per operation. */
-TINY_API ssize_t tiny_compress(tiny_conn *conn, const void *in, size_t in_len, void *out, size_t out_cap);
-TINY_API ssize_t tiny_decompress(tiny_conn *conn, const void *in, size_t in_len, void *out, size_t out_cap);
+TINY_API ssize_t tiny_compress(tiny_conn *conn, const void *in, size_t in_len, void *out,
+                               size_t out_cap);
+TINY_API ssize_t tiny_decompress(tiny_conn *conn, const void *in, size_t in_len, void *out,
+                                 size_t out_cap);
 TINY_API ssize_t tiny_frame_compress(tiny_conn *conn, const void *in, size_t in_len, void *out,
-                            size_t out_cap);
+                                     size_t out_cap);
 TINY_API ssize_t tiny_frame_decompress(tiny_conn *conn, const void *in, size_t in_len, void *out,
-                              size_t out_cap);
+                                       size_t out_cap);
+
+/*
+ * Zero-copy requests. A tiny_buf lends the caller one slot of the shared
+ * segment: the caller writes its input straight into it, tinyd works on it
+ * there and leaves the output at its start, where the caller reads it. No
+ * byte is copied by the library, so a caller that can produce its input in
+ * place (read(2) into it, generate it there) saves both copies of
+ * tiny_submit(). One request runs in one slot, so inputs are limited to
+ * what the slot holds (tiny_buf_get() says how much); tinyd's workers run
+ * several such requests at once when several bufs are submitted.
+ */
+
+/*
+ * tiny_buf_get - borrow a slot for zero-copy requests of @op.
+ * *@in receives where to write the input, *@in_cap how many bytes fit there:
+ * for the compressing ops, what leaves room for the worst-case output; for
+ * DECOMPRESS and CHUNK_DECOMPRESS, the slot from its start (at most 512 KiB,
+ * tinyd's largest raw unit, which also bounds a DECOMPRESS output); for
+ * FRAME_DECOMPRESS, the second half of the slot, the first half taking the
+ * output.
+ * Returns 0, -EINVAL for a bad argument, -E2BIG when the slots are too small
+ * for @op in place (a compressed 64 KiB chunk must fit), -ENOMEM, or
+ * -ECONNRESET. Blocks until a slot is free: every buf holds one until
+ * tiny_buf_put(), so a thread must not wait for a buf while holding all of
+ * them. Thread-safe; a buf is used by one thread at a time.
+ */
+TINY_API int tiny_buf_get(tiny_conn *conn, int op, tiny_buf **buf, void **in, size_t *in_cap);
+
+/*
+ * tiny_buf_submit - run the buf's op on the first @in_len bytes at its
+ * input, asynchronously; like tiny_submit() (@flags, @cb, @arg, @req), and
+ * its result is the output length. The input must stay unchanged and the
+ * slot must not be read until completion. The output is then at
+ * tiny_buf_output(); the input may be overwritten by it (the decompressing
+ * ops), except for the compressing ops, where it stays intact.
+ * Returns 0 once accepted, -EINVAL (@in_len over the capacity, a bad flag,
+ * a request of this buf still in flight), -E2BIG when the output would not
+ * fit in its part of the slot (DECOMPRESS, FRAME_DECOMPRESS), -EBADMSG for
+ * a framing-format input that does not scan, -ECONNRESET. Does not block.
+ * Without @cb the request is driven by the thread that waits for it (one
+ * message hop each way, as tiny_run()); with @cb by the progress thread.
+ * Thread-safe.
+ */
+TINY_API int tiny_buf_submit(tiny_buf *buf, unsigned flags, size_t in_len, tiny_callback cb,
+                             void *arg, tiny_req **req);
+
+/* tiny_buf_run - tiny_buf_submit() and tiny_wait(): the output length or a
+ * negative errno. Blocks. */
+TINY_API ssize_t tiny_buf_run(tiny_buf *buf, unsigned flags, size_t in_len);
+
+/* Where the output of the buf's last completed request starts (the start of
+ * its slot). Valid until the buf is submitted again or put. */
+TINY_API const void *tiny_buf_output(const tiny_buf *buf);
+
+/*
+ * tiny_buf_put - give the slot back and free @buf. Accepts NULL. Must not be
+ * called while a request of the buf is in flight, nor after
+ * tiny_disconnect() of its connection (put every buf first).
+ */
+TINY_API void tiny_buf_put(tiny_buf *buf);
 
 /*
  * tiny_stats - fetch tinyd's statistics into @st.
