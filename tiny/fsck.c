@@ -161,22 +161,6 @@ static int collect(const char *path, const struct stat *st, int type, struct FTW
     return 0;
 }
 
-static ssize_t pread_full(int fd, void *buf, size_t len, uint64_t off)
-{
-    size_t done = 0;
-
-    while (done < len) {
-        ssize_t r = pread(fd, (char *)buf + done, len - done, (off_t)(off + done));
-
-        if (r < 0)
-            return -errno;
-        if (r == 0)
-            break;
-        done += (size_t)r;
-    }
-    return (ssize_t)done;
-}
-
 static int pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
 {
     ssize_t w = pwrite(fd, buf, len, (off_t)off);
@@ -216,7 +200,7 @@ static int check_group(int fd, const char *path, uint64_t g, uint64_t lastg, str
     ssize_t n;
 
     if (!have) {
-        n = pread_full(fd, rec, TFS_GIDX_LEN, goff);
+        n = tfs_pread_full(fd, rec, TFS_GIDX_LEN, goff);
         if (n < 0) {
             say(path, "cannot read group %" PRIu64 ": %s", g, cli_errstr((int)n));
             result |= FSCK_OPERR;
@@ -238,7 +222,7 @@ static int check_group(int fd, const char *path, uint64_t g, uint64_t lastg, str
         const char *why = NULL;
         int raw, rc;
 
-        n = pread_full(fd, rec, x->rec[k], off);
+        n = tfs_pread_full(fd, rec, x->rec[k], off);
         if (n < 0) {
             say(path, "cannot read chunk %" PRIu64 ": %s", i, cli_errstr((int)n));
             result |= FSCK_OPERR;
@@ -271,7 +255,7 @@ static int check_group(int fd, const char *path, uint64_t g, uint64_t lastg, str
         unsigned char pad[TINY_CHUNK_HDR], want_pad[TINY_CHUNK_HDR];
 
         tfs_pad_build(want_pad, (uint32_t)(tfs_group_off(g + 1) - off - TINY_CHUNK_HDR));
-        n = pread_full(fd, pad, sizeof(pad), off);
+        n = tfs_pread_full(fd, pad, sizeof(pad), off);
         if (n != (ssize_t)sizeof(pad) || memcmp(pad, want_pad, sizeof(pad)) != 0) {
             if (o.repair && pwrite_full(fd, want_pad, sizeof(pad), off) == 0) {
                 say(path, "group %" PRIu64 " (stored at %" PRIu64 "): bad padding header; repaired",
@@ -305,7 +289,7 @@ static void check_file(const char *path, unsigned char *rec, unsigned char *out)
         return;
     }
     stored = (uint64_t)st.st_size;
-    n = stored >= TFS_HDR_LEN ? pread_full(fd, hdr, sizeof(hdr), 0) : 0;
+    n = stored >= TFS_HDR_LEN ? tfs_pread_full(fd, hdr, sizeof(hdr), 0) : 0;
     if (n < 0) {
         say(path, "cannot read: %s", cli_errstr((int)n));
         result |= FSCK_OPERR;

@@ -14,7 +14,7 @@
 #include "format.h"
 #include "tinyfs.h"
 
-static ssize_t read_at(int fd, void *buf, size_t len, uint64_t off)
+ssize_t tfs_pread_full(int fd, void *buf, size_t len, uint64_t off)
 {
     size_t done = 0;
 
@@ -51,7 +51,7 @@ static int gidx_walk(int fd, uint64_t off, uint64_t stored, struct tfs_gidx *x)
 
     memset(x, 0, sizeof(*x));
     for (uint32_t k = 0; k < TFS_GROUP && pos < stored; k++) {
-        ssize_t n = read_at(fd, h, stored - pos < sizeof(h) ? stored - pos : sizeof(h), pos);
+        ssize_t n = tfs_pread_full(fd, h, stored - pos < sizeof(h) ? stored - pos : sizeof(h), pos);
         uint32_t clen = n > 0 ? tfs_record_clen(h, (size_t)n) : 0, rec;
 
         if (!clen || (k && x->last_clen != TFS_CHUNK))
@@ -84,7 +84,7 @@ int tfs_locate(int fd, uint64_t stored, struct tfs_tail *t)
         g = tfs_last_group(stored);
         off = tfs_group_off(g);
         avail = stored - off;
-        n = read_at(fd, b, avail < TFS_GIDX_LEN ? avail : TFS_GIDX_LEN, off);
+        n = tfs_pread_full(fd, b, avail < TFS_GIDX_LEN ? avail : TFS_GIDX_LEN, off);
         if (n < 0)
             return (int)n;
         if ((uint64_t)n < TFS_GIDX_LEN || all_zero(b, TFS_GIDX_LEN)) {
@@ -155,7 +155,7 @@ int tfs_measure(int fd, uint64_t *logical, uint64_t *stored)
 
     if (fstat(fd, &st) < 0)
         return -errno;
-    if (read_at(fd, hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr) ||
+    if (tfs_pread_full(fd, hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr) ||
         tfs_header_parse(hdr, sizeof(hdr)) != 1)
         return -ENODATA;
     rc = tfs_locate(fd, (uint64_t)st.st_size, &t);
@@ -168,7 +168,7 @@ int tfs_measure(int fd, uint64_t *logical, uint64_t *stored)
 
         if (g + 1 == ngroups && !t.damaged) {
             x = t.idx;
-        } else if (read_at(fd, b, sizeof(b), tfs_group_off(g)) != (ssize_t)sizeof(b) ||
+        } else if (tfs_pread_full(fd, b, sizeof(b), tfs_group_off(g)) != (ssize_t)sizeof(b) ||
                    tfs_gidx_parse(b, sizeof(b), &x) < 0) {
             return -EIO;
         }

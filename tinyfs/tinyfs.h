@@ -123,6 +123,10 @@ int tfs_record_check(const unsigned char *rec, size_t rec_len, uint32_t clen);
 
 /* ---- measure.c: a stored file's shape, from its headers ---- */
 
+/* pread() of @len bytes at @off, retried until complete, EOF or an error:
+ * the bytes read (fewer only at EOF) or -errno. */
+ssize_t tfs_pread_full(int fd, void *buf, size_t len, uint64_t off);
+
 /* Where a stored file ends (tfs_locate). */
 struct tfs_tail {
     uint64_t size;       /* logical size (after the repair, if torn) */
