@@ -4,16 +4,22 @@
  *
  * The logical file is cut into 64 KiB chunks, chunk i packed into group
  * i / 16 of the stored file (format.c) at the place its group index gives
- * (the indexes of a few groups are cached). A small cache of decompressed chunks serves
+ * (the indexes are cached, direct-mapped by group, so a random reader reads
+ * each index once). A small cache of decompressed chunks serves
  * reads and absorbs writes: a written chunk becomes DIRTY; once a write
  * reaches the end of a full chunk (the sequential case) it is submitted to
  * tinyd at once (BUSY) and several such chunks stay in flight, so
  * compression of a stream uses every tinyd worker. A BUSY chunk is completed
  * (waited for and written to the store) when its cache entry is needed, when
- * a writer touches it again, and at flush. A sequential reader gets the next
- * READAHEAD chunks submitted for decompression at once (LOADING), so reads
- * use every tinyd worker too. Memory is bounded by NENT entries per open
- * file, whatever the file size.
+ * a writer touches it again, and at flush. The chunks of a read of several,
+ * and for a sequential reader the next READAHEAD ones, are read with one
+ * preadv per group and submitted for decompression at once (LOADING), so
+ * reads use every tinyd worker too; the stored data of the next groups is
+ * read ahead with fadvise (the kernel's own read-ahead is off on the stored
+ * file: it would read the groups' padding holes). Readers hold the file's
+ * lock neither while they read the store nor while they wait for tinyd, so
+ * the kernel's concurrent read requests overlap (see struct tfs_file).
+ * Memory is bounded by NENT entries per open file, whatever the file size.
  *
  * Store invariants: chunks [0, valid_n) of the stored file hold valid data
  * chunks (chunk valid_n - 1 of last_len bytes, the others full), or are
@@ -40,33 +46,52 @@
 #include "format.h"
 #include "tinyfs.h"
 
-#define NENT 16
+/* Cache entries per open file, their buffers allocated on first use: a 1 MiB
+ * read, the read-ahead beyond it and a concurrent request of the kernel's
+ * read-ahead in flight together (48 * 144 KiB = 6.75 MiB at most). */
+#define NENT 48
 
+/* FREE and CLEAN entries can be taken for another chunk; LOADING ones are
+ * being read or decompressed for a reader, with the file's lock dropped. */
 enum { E_FREE, E_CLEAN, E_DIRTY, E_BUSY, E_LOADING };
 
-#define READAHEAD 8 /* chunks decompressed ahead of a sequential reader */
-#define NGIDX     8 /* group indexes cached per open file */
+#define READAHEAD 16         /* chunks decompressed ahead of a sequential reader */
+#define AHEAD_G   2          /* groups of stored data read ahead of the decompression */
+#define SEQ_SLACK (4u << 20) /* how far out of order a sequential request may come */
+#define GC_MAX    8192       /* group indexes cached per open file (8 GiB of data) */
 
+/* The group indexes of a file, direct-mapped by group number: a random
+ * reader reads each group's index once. Grown with the file up to GC_MAX
+ * slots of 80 bytes. */
 struct gcache {
-    uint64_t g;
-    int valid;
-    uint64_t lru;
+    uint64_t g1; /* group + 1; 0: empty */
     struct tfs_gidx x;
 };
 
 struct entry {
     uint64_t idx;
     int state;
+    int owned;    /* LOADING: a thread works on it without the lock (others wait on cond) */
+    int stale;    /* LOADING: its chunk changed or went meanwhile; dropped when done */
     uint32_t len; /* logical bytes; buf beyond len is zero */
     uint64_t lru;
     uint64_t seq;       /* submission order of BUSY entries */
     tiny_req *req;      /* BUSY: compressing; LOADING: decompressing (read-ahead) */
     uint32_t rec_len;   /* LOADING: the record at buf + TFS_CHUNK */
+    uint64_t off;       /* LOADING: where that record is stored */
     unsigned char *buf; /* TFS_CHUNK bytes, then TFS_OUT_CAP bytes of output */
 };
 
+/* Locking: f->lock guards everything below; readers drop it while they
+ * read records and wait for tinyd (their entries LOADING and owned, other
+ * threads waiting on cond), and check f->gen afterwards: any change of the
+ * stored file meanwhile voids what they read. Operations that change the
+ * file (write, truncate, flush, ...) hold f->wlock throughout, so that
+ * where one drops f->lock to wait for a reader's entry, only readers run. */
 struct tfs_file {
     pthread_mutex_t lock;
+    pthread_mutex_t wlock;
+    pthread_cond_t cond;
     dev_t dev;
     ino_t ino;
     int fd;
@@ -77,20 +102,36 @@ struct tfs_file {
     uint64_t valid_n;  /* chunks valid in the store */
     uint32_t last_len; /* stored length of chunk valid_n - 1 */
     uint64_t stored_len;
-    int err;    /* deferred write-back error, reported at flush */
-    int torn;   /* opened with a torn end that could not be cut back */
-    int jdirty; /* rewrote groups in place since its last sync (journal entries live) */
-    int jlast;  /* ... its last group among them */
+    uint64_t gen; /* bumped by every change of the stored bytes */
+    int err;      /* deferred write-back error, reported at flush */
+    int torn;     /* opened with a torn end that could not be cut back */
+    int jdirty;   /* rewrote groups in place since its last sync (journal entries live) */
+    int jlast;    /* ... its last group among them */
     uint64_t tick, seq;
     uint64_t next_off;      /* where a sequential reader reads next */
+    uint64_t ra_g;          /* the first group whose stored data was not read ahead */
     unsigned char *scratch; /* one record */
     char *name;
     struct entry ent[NENT];
-    struct gcache gc[NGIDX];
+    struct gcache *gc; /* ngc slots (a power of two) */
+    uint32_t ngc;
     struct tfs_file *next;
 };
 
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* For an operation that may change the file (struct tfs_file). */
+static void wr_lock(struct tfs_file *f)
+{
+    pthread_mutex_lock(&f->wlock);
+    pthread_mutex_lock(&f->lock);
+}
+
+static void wr_unlock(struct tfs_file *f)
+{
+    pthread_mutex_unlock(&f->lock);
+    pthread_mutex_unlock(&f->wlock);
+}
 static struct tfs_file *reg;
 
 static int pwrite_all(int fd, const struct iovec *iov, int n, uint64_t off)
@@ -139,6 +180,44 @@ static ssize_t pread_full(int fd, void *buf, size_t len, uint64_t off)
         done += (size_t)r;
     }
     return (ssize_t)done;
+}
+
+/* pread_full() into @n buffers (at most TFS_GROUP). */
+static ssize_t preadv_full(int fd, const struct iovec *iov, int n, uint64_t off)
+{
+    struct iovec v[TFS_GROUP];
+    size_t done = 0;
+    int i = 0;
+
+    memcpy(v, iov, (size_t)n * sizeof(*v));
+    while (i < n) {
+        ssize_t r = preadv(fd, v + i, n - i, (off_t)(off + done));
+
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        if (r == 0)
+            break;
+        done += (size_t)r;
+        for (; i < n && (size_t)r >= v[i].iov_len; i++)
+            r -= (ssize_t)v[i].iov_len;
+        if (i < n) {
+            v[i].iov_base = (char *)v[i].iov_base + r;
+            v[i].iov_len -= (size_t)r;
+        }
+    }
+    return (ssize_t)done;
+}
+
+/* The stored file is read exactly where its chunks are: the kernel's
+ * read-ahead would read the holes of the groups' padding (and zero their
+ * pages) too. Sequential readers get the data of the next groups read ahead
+ * instead (prefetch). */
+static void store_random(struct tfs_file *f)
+{
+    posix_fadvise(f->fd, 0, 0, POSIX_FADV_RANDOM);
 }
 
 static int ensure_scratch(struct tfs_file *f)
@@ -250,65 +329,121 @@ void tfs_file_journal_close(void)
     pthread_mutex_unlock(&j_lock);
 }
 
-/* The group indexes of an open file, the last group's among them: a chunk's
- * place is its group's region plus the records before it. Bounded; a miss
- * reads one 80-byte index. */
-static struct gcache *gidx_slot(struct tfs_file *f, uint64_t g)
+/* The cached index of group @g, or NULL. */
+static struct gcache *gidx_find(struct tfs_file *f, uint64_t g)
 {
-    struct gcache *c = NULL;
+    struct gcache *c;
 
-    for (int i = 0; i < NGIDX; i++)
-        if (f->gc[i].valid && f->gc[i].g == g)
-            return &f->gc[i];
-    for (int i = 0; i < NGIDX && (!c || c->valid); i++)
-        if (!f->gc[i].valid || !c || f->gc[i].lru < c->lru)
-            c = &f->gc[i];
-    c->valid = 0;
-    c->g = g;
-    return c;
+    if (!f->gc)
+        return NULL;
+    c = &f->gc[g & (f->ngc - 1)];
+    return c->g1 == g + 1 ? c : NULL;
 }
 
 static void gidx_set(struct tfs_file *f, uint64_t g, const struct tfs_gidx *x)
 {
-    struct gcache *c = gidx_slot(f, g);
+    if (g >= f->ngc && f->ngc < GC_MAX) {
+        /* the file grew past the cache: a larger one (a miss when out of memory) */
+        uint32_t n = f->ngc ? f->ngc : 16;
+        struct gcache *c;
 
-    c->x = *x;
-    c->valid = 1;
-    c->lru = ++f->tick;
+        while (n <= g && n < GC_MAX)
+            n *= 2;
+        c = calloc(n, sizeof(*c));
+        if (c) {
+            for (uint32_t i = 0; i < f->ngc; i++)
+                if (f->gc[i].g1)
+                    c[(f->gc[i].g1 - 1) & (n - 1)] = f->gc[i];
+            free(f->gc);
+            f->gc = c;
+            f->ngc = n;
+        }
+    }
+    if (f->gc) {
+        struct gcache *c = &f->gc[g & (f->ngc - 1)];
+
+        c->g1 = g + 1;
+        c->x = *x;
+    }
 }
 
 /* Forgets the indexes of groups >= @g (they were cut). */
 static void gidx_drop(struct tfs_file *f, uint64_t g)
 {
-    for (int i = 0; i < NGIDX; i++)
-        if (f->gc[i].g >= g)
-            f->gc[i].valid = 0;
+    for (uint32_t i = 0; i < f->ngc; i++)
+        if (f->gc[i].g1 > g)
+            f->gc[i].g1 = 0;
+}
+
+/* What the index of group @g must say, from the file's length. */
+static void gidx_expect(const struct tfs_file *f, uint64_t g, uint32_t *n, uint32_t *last)
+{
+    uint64_t lastg = (f->valid_n - 1) / TFS_GROUP;
+
+    *n = g < lastg ? TFS_GROUP : (uint32_t)(f->valid_n - g * TFS_GROUP);
+    *last = g < lastg ? TFS_CHUNK : f->last_len;
+}
+
+/* Parses the @got bytes read of group @g's index into @x: 0, or -EIO when
+ * it is unreadable or does not say @n chunks, the last of @last bytes. */
+static int gidx_check(const unsigned char *b, ssize_t got, uint32_t n, uint32_t last,
+                      struct tfs_gidx *x)
+{
+    if (got != (ssize_t)TFS_GIDX_LEN || tfs_gidx_parse(b, TFS_GIDX_LEN, x) < 0 || x->n != n ||
+        x->last_clen != last)
+        return -EIO;
+    return 0;
+}
+
+static int gidx_corrupt(struct tfs_file *f, uint64_t g)
+{
+    tfs_log("%s: corrupt index of group %llu (logical offset %llu, stored offset %llu)", f->name,
+            (unsigned long long)g, (unsigned long long)(g * TFS_GROUP * (uint64_t)TFS_CHUNK),
+            (unsigned long long)tfs_group_off(g));
+    return -EIO;
 }
 
 /* The index of group @g (holding chunks below valid_n); -EIO if it is
  * unreadable or does not fit the file (logged). */
 static int gidx_get(struct tfs_file *f, uint64_t g, struct tfs_gidx *x)
 {
-    struct gcache *c = gidx_slot(f, g);
-    uint64_t lastg = (f->valid_n - 1) / TFS_GROUP;
+    struct gcache *c = gidx_find(f, g);
     unsigned char b[TFS_GIDX_LEN];
-    uint32_t n;
+    uint32_t n, last;
 
-    if (c->valid) {
-        c->lru = ++f->tick;
+    if (c) {
         *x = c->x;
         return 0;
     }
-    n = g < lastg ? TFS_GROUP : (uint32_t)(f->valid_n - g * TFS_GROUP);
-    if (pread_full(f->fd, b, sizeof(b), tfs_group_off(g)) != (ssize_t)sizeof(b) ||
-        tfs_gidx_parse(b, sizeof(b), x) < 0 || x->n != n ||
-        x->last_clen != (g < lastg ? TFS_CHUNK : f->last_len)) {
-        tfs_log("%s: corrupt index of group %llu (logical offset %llu, stored offset %llu)",
-                f->name, (unsigned long long)g,
-                (unsigned long long)(g * TFS_GROUP * (uint64_t)TFS_CHUNK),
-                (unsigned long long)tfs_group_off(g));
-        return -EIO;
+    gidx_expect(f, g, &n, &last);
+    if (gidx_check(b, pread_full(f->fd, b, sizeof(b), tfs_group_off(g)), n, last, x) < 0)
+        return gidx_corrupt(f, g);
+    gidx_set(f, g, x);
+    return 0;
+}
+
+/* gidx_get() for a reader: reads a missing index without the lock. Returns
+ * -EAGAIN when the stored file changed meanwhile (the caller starts over). */
+static int gidx_get_rd(struct tfs_file *f, uint64_t g, struct tfs_gidx *x)
+{
+    struct gcache *c = gidx_find(f, g);
+    unsigned char b[TFS_GIDX_LEN];
+    uint64_t gen = f->gen;
+    uint32_t n, last;
+    ssize_t got;
+
+    if (c) {
+        *x = c->x;
+        return 0;
     }
+    gidx_expect(f, g, &n, &last);
+    pthread_mutex_unlock(&f->lock);
+    got = pread_full(f->fd, b, sizeof(b), tfs_group_off(g));
+    pthread_mutex_lock(&f->lock);
+    if (f->gen != gen)
+        return -EAGAIN;
+    if (gidx_check(b, got, n, last, x) < 0)
+        return gidx_corrupt(f, g);
     gidx_set(f, g, x);
     return 0;
 }
@@ -420,6 +555,7 @@ static int drop_chunks(struct tfs_file *f, uint64_t keep)
 
     if (rc < 0)
         return rc;
+    f->gen++;
     if (keep == 0) {
         if (ftruncate(f->fd, TFS_HDR_LEN) < 0)
             return -errno;
@@ -477,6 +613,7 @@ static int append_chunk(struct tfs_file *f, const unsigned char *rec, size_t rec
 
     if (f->jlast && (rc = journal_sync(f)) < 0)
         return rc; /* an undo of the last group must not cut what follows */
+    f->gen++;
     if (idx == 0) {
         expect = TFS_HDR_LEN;
     } else {
@@ -551,6 +688,7 @@ static int rewrite_chunk(struct tfs_file *f, uint64_t idx, const unsigned char *
     rc = gidx_get(f, g, &x);
     if (rc < 0)
         return rc;
+    f->gen++;
     nx = x;
     nx.rec[k] = (uint32_t)rec_len;
     if (idx == f->valid_n - 1)
@@ -619,7 +757,7 @@ out:
 }
 
 static struct entry *find(struct tfs_file *f, uint64_t idx);
-static void finish_load(struct entry *e);
+static void finish_load(struct tfs_file *f, struct entry *e);
 static void writeback_failed(struct tfs_file *f, struct entry *e);
 static void submit(struct tfs_file *f, struct entry *e);
 static int complete(struct tfs_file *f, struct entry *e);
@@ -709,40 +847,123 @@ static int corrupt(struct tfs_file *f, uint64_t idx, uint64_t off, const char *w
     return -EIO;
 }
 
-/* Reads chunk @idx (< valid_n) from its group into @e. */
-static int load(struct tfs_file *f, struct entry *e, uint64_t idx)
+/* Reads the record of a chunk of @clen logical bytes (@rec bytes at @off)
+ * into @rbuf and decodes it into @out (zeros after @clen). Touches nothing
+ * of the file but its fd, so it runs with or without the lock. Returns 0;
+ * -EBADMSG for a corrupt chunk with *why set; -errno of the read; or the
+ * error of the decompression with *why NULL and *dec set. */
+static int fetch(int fd, uint64_t off, uint32_t rec, uint32_t clen, unsigned char *rbuf,
+                 unsigned char *out, const char **why, int *dec)
 {
-    uint32_t clen = idx == f->valid_n - 1 ? f->last_len : TFS_CHUNK, rec;
-    uint64_t off;
-    ssize_t n, d;
+    ssize_t n = pread_full(fd, rbuf, rec, off);
     int raw;
 
-    if (ensure_scratch(f) < 0)
-        return -ENOMEM;
-    n = chunk_loc(f, idx, &off, &rec);
-    if (n < 0)
-        return (int)n;
-    n = pread_full(f->fd, f->scratch, rec, off);
+    *why = NULL;
+    *dec = 0;
     if (n < 0)
         return (int)n;
     if ((size_t)n < rec)
-        return corrupt(f, idx, off, "stored file is truncated");
-    if (tfs_chunk_parse(f->scratch, rec, clen, e->buf, &raw) < 0)
-        return corrupt(f, idx, off, "bad chunk header or crc");
+        *why = "stored file is truncated";
+    else if (tfs_chunk_parse(rbuf, rec, clen, out, &raw) < 0)
+        *why = "bad chunk header or crc";
+    if (*why)
+        return -EBADMSG;
     if (!raw) {
-        d = tfs_decompress(f->scratch, (size_t)rec, e->buf, TFS_CHUNK);
+        ssize_t d = tfs_decompress(rbuf, rec, out, TFS_CHUNK);
+
         if (d == -EBADMSG)
-            return corrupt(f, idx, off, "bad crc or snappy data");
+            *why = "bad crc or snappy data";
+        else if (d >= 0 && (size_t)d != clen)
+            *why = "wrong chunk length";
+        if (*why)
+            return -EBADMSG;
         if (d < 0) {
-            tfs_log("%s: cannot decompress chunk %llu: %s", f->name, (unsigned long long)idx,
-                    tiny_strerror((int)d));
-            return -EIO;
+            *dec = 1;
+            return (int)d;
         }
-        if ((size_t)d != clen)
-            return corrupt(f, idx, off, "wrong chunk length");
     }
-    memset(e->buf + clen, 0, TFS_CHUNK - clen);
+    if (clen < TFS_CHUNK)
+        memset(out + clen, 0, TFS_CHUNK - clen);
+    return 0;
+}
+
+/* Logs a failed fetch() of chunk @idx; returns the error for the read. */
+static int fetch_failed(struct tfs_file *f, uint64_t idx, uint64_t off, int rc, const char *why,
+                        int dec)
+{
+    if (why)
+        return corrupt(f, idx, off, why);
+    if (dec) {
+        tfs_log("%s: cannot decompress chunk %llu: %s", f->name, (unsigned long long)idx,
+                tiny_strerror(rc));
+        return -EIO;
+    }
+    return rc;
+}
+
+/* Reads chunk @idx (< valid_n) from its group into @e, under the lock. */
+static int load(struct tfs_file *f, struct entry *e, uint64_t idx)
+{
+    uint32_t clen = idx == f->valid_n - 1 ? f->last_len : TFS_CHUNK, rec;
+    const char *why;
+    uint64_t off;
+    int rc, dec;
+
+    rc = chunk_loc(f, idx, &off, &rec);
+    if (rc < 0)
+        return rc;
+    rc = fetch(f->fd, off, rec, clen, e->buf + TFS_CHUNK, e->buf, &why, &dec);
+    if (rc < 0)
+        return fetch_failed(f, idx, off, rc, why, dec);
     e->len = clen;
+    return 0;
+}
+
+/* load() for a reader: the index (when not cached), the record and the
+ * decompression without the lock, @e LOADING and owned meanwhile. Returns
+ * 0 (@e CLEAN), -EAGAIN when the stored file changed meanwhile (@e FREE;
+ * the caller loads under the lock), or the error (@e FREE, logged). */
+static int load_rd(struct tfs_file *f, struct entry *e, uint64_t idx)
+{
+    uint32_t clen = idx == f->valid_n - 1 ? f->last_len : TFS_CHUNK, k = idx % TFS_GROUP;
+    uint32_t n = 0, last = 0;
+    uint64_t gen = f->gen, g = idx / TFS_GROUP, off = 0;
+    struct gcache *c = gidx_find(f, g);
+    unsigned char b[TFS_GIDX_LEN];
+    struct tfs_gidx x;
+    const char *why = NULL;
+    int rc = 0, dec = 0, have = c != NULL;
+
+    if (have)
+        x = c->x;
+    else
+        gidx_expect(f, g, &n, &last);
+    e->idx = idx;
+    e->len = clen;
+    e->state = E_LOADING;
+    e->owned = 1;
+    e->stale = 0;
+    e->req = NULL;
+    pthread_mutex_unlock(&f->lock);
+    if (!have)
+        rc = gidx_check(b, pread_full(f->fd, b, sizeof(b), tfs_group_off(g)), n, last, &x);
+    if (rc == 0) {
+        off = tfs_group_off(g) + TFS_GIDX_LEN + tfs_gidx_sum(&x, k);
+        rc = fetch(f->fd, off, x.rec[k], clen, e->buf + TFS_CHUNK, e->buf, &why, &dec);
+    }
+    pthread_mutex_lock(&f->lock);
+    e->owned = 0;
+    e->state = E_FREE;
+    pthread_cond_broadcast(&f->cond);
+    if (f->gen != gen || e->stale)
+        return -EAGAIN;
+    if (!have && off == 0)
+        return gidx_corrupt(f, g);
+    if (!have)
+        gidx_set(f, g, &x);
+    if (rc < 0)
+        return fetch_failed(f, idx, off, rc, why, dec);
+    e->state = E_CLEAN;
     return 0;
 }
 
@@ -780,10 +1001,12 @@ static void writeback_failed(struct tfs_file *f, struct entry *e)
 
         if (x->state == E_FREE || x->idx * TFS_CHUNK + x->len <= stored_size)
             continue;
+        if (x->state == E_LOADING) {
+            x->stale = 1; /* dropped by whoever waits for it */
+            continue;
+        }
         if (x->state == E_BUSY && x->req)
             tiny_wait(x->req);
-        if (x->state == E_LOADING)
-            finish_load(x);
         x->req = NULL;
         x->state = E_FREE;
     }
@@ -839,28 +1062,46 @@ static int complete_all(struct tfs_file *f)
     return rc;
 }
 
-/* Waits for a read-ahead; the entry becomes CLEAN, or FREE when the chunk
- * could not be decoded (the caller then loads it again synchronously, which
- * logs the error). */
-static void finish_load(struct entry *e)
+/* Waits for the decompression of the LOADING entry @e (not owned), the
+ * lock dropped meanwhile; @e becomes CLEAN, or FREE when the chunk could not
+ * be decoded (a synchronous load then logs the error) or went stale. The
+ * caller looks its entry up again. */
+static void finish_load(struct tfs_file *f, struct entry *e)
 {
-    uint32_t clen = e->len;
-    ssize_t d = tfs_decompress_wait(e->req, e->buf + TFS_CHUNK, e->rec_len, e->buf, TFS_CHUNK);
+    tiny_req *req = e->req;
+    ssize_t d;
 
+    e->owned = 1;
     e->req = NULL;
-    if (d != (ssize_t)clen) {
-        e->state = E_FREE;
-        return;
-    }
-    memset(e->buf + clen, 0, TFS_CHUNK - clen);
-    e->state = E_CLEAN;
+    pthread_mutex_unlock(&f->lock);
+    d = tfs_decompress_wait(req, e->buf + TFS_CHUNK, e->rec_len, e->buf, TFS_CHUNK);
+    if (d == (ssize_t)e->len && e->len < TFS_CHUNK)
+        memset(e->buf + e->len, 0, TFS_CHUNK - e->len);
+    pthread_mutex_lock(&f->lock);
+    e->owned = 0;
+    e->state = d == (ssize_t)e->len && !e->stale ? E_CLEAN : E_FREE;
+    pthread_cond_broadcast(&f->cond);
 }
 
-static void finish_loads(struct tfs_file *f)
+/* Waits for one LOADING entry (or for its owner); 0 if there is none. */
+static int wait_load(struct tfs_file *f)
 {
-    for (int i = 0; i < NENT; i++)
-        if (f->ent[i].state == E_LOADING)
-            finish_load(&f->ent[i]);
+    struct entry *owned = NULL;
+
+    for (int i = 0; i < NENT; i++) {
+        struct entry *e = &f->ent[i];
+
+        if (e->state == E_LOADING && !e->owned) {
+            finish_load(f, e);
+            return 1;
+        }
+        if (e->state == E_LOADING)
+            owned = e;
+    }
+    if (!owned)
+        return 0;
+    pthread_cond_wait(&f->cond, &f->lock);
+    return 1;
 }
 
 static int ensure_buf(struct entry *e)
@@ -870,112 +1111,206 @@ static int ensure_buf(struct entry *e)
     return e->buf ? 0 : -ENOMEM;
 }
 
-/* Starts decompressing chunk @idx into a free or clean entry, if there is
- * one; nothing is evicted that is not clean. */
-static void prefetch(struct tfs_file *f, uint64_t idx)
-{
-    uint32_t clen = idx == f->valid_n - 1 ? f->last_len : TFS_CHUNK, rec;
-    struct entry *e = NULL;
-    uint64_t off;
-    ssize_t n;
-    int raw;
-
-    if (idx >= f->valid_n || find(f, idx) || chunk_loc(f, idx, &off, &rec) < 0)
-        return;
-    for (int i = 0; i < NENT && (!e || e->state != E_FREE); i++)
-        if (f->ent[i].state == E_FREE ||
-            (f->ent[i].state == E_CLEAN && (!e || f->ent[i].lru < e->lru)))
-            e = &f->ent[i];
-    if (!e || ensure_buf(e) < 0)
-        return;
-    n = pread_full(f->fd, e->buf + TFS_CHUNK, rec, off);
-    e->state = E_FREE;
-    if (n != (ssize_t)rec || tfs_chunk_parse(e->buf + TFS_CHUNK, rec, clen, e->buf, &raw) < 0)
-        return; /* the synchronous load reports it */
-    e->idx = idx;
-    e->len = clen;
-    e->lru = ++f->tick;
-    if (raw) {
-        memset(e->buf + clen, 0, TFS_CHUNK - clen);
-        e->state = E_CLEAN;
-        return;
-    }
-    e->rec_len = rec;
-    tfs_decompress_submit(e->buf + TFS_CHUNK, (size_t)rec, e->buf, TFS_CHUNK, &e->req);
-    e->state = E_LOADING;
-}
-
-/* A free entry for chunk @idx, evicting as needed; its buffer is zero. */
-static struct entry *alloc_entry(struct tfs_file *f, uint64_t idx)
+/* A free entry, else the least recently used clean one; NULL if none. */
+static struct entry *pick_entry(struct tfs_file *f)
 {
     struct entry *e = NULL;
 
-    for (int i = 0; i < NENT && !e; i++)
-        if (f->ent[i].state == E_FREE)
-            e = &f->ent[i];
-    for (int i = 0; i < NENT && (!e || e->state != E_FREE); i++)
-        if (f->ent[i].state == E_CLEAN && (!e || f->ent[i].lru < e->lru))
-            e = &f->ent[i];
-    if (!e) {
-        finish_loads(f);
-        for (int i = 0; i < NENT && !e; i++)
-            if (f->ent[i].state == E_FREE || f->ent[i].state == E_CLEAN)
-                e = &f->ent[i];
+    for (int i = 0; i < NENT; i++) {
+        struct entry *x = &f->ent[i];
+
+        if (x->state == E_FREE)
+            return x;
+        if (x->state == E_CLEAN && (!e || x->lru < e->lru))
+            e = x;
     }
-    if (!e) {
-        e = oldest_busy(f);
-        if (e) {
-            complete(f, e);
-        } else {
-            /* everything dirty: write the least recently used back */
-            e = &f->ent[0];
-            for (int i = 1; i < NENT; i++)
-                if (f->ent[i].lru < e->lru)
-                    e = &f->ent[i];
-            submit(f, e);
-            complete(f, e);
-        }
-    }
-    if (ensure_buf(e) < 0)
-        return NULL;
-    memset(e->buf, 0, TFS_CHUNK);
-    e->state = E_CLEAN;
-    e->idx = idx;
-    e->len = 0;
-    e->lru = ++f->tick;
     return e;
 }
 
-/* The cache entry of chunk @idx with its current contents; waits for it if
- * it is being compressed and @write. */
+/* Starts reading and decompressing the chunks [@a, @b] that are not cached,
+ * into free or clean entries while there are some; nothing is evicted that
+ * is not clean. The records are read without the lock (the entries LOADING
+ * and owned), those of a group with one preadv, and decompressed in tinyd in
+ * parallel. */
+static void prefetch(struct tfs_file *f, uint64_t a, uint64_t b, int ahead)
+{
+    struct entry *list[NENT];
+    int how[NENT]; /* 0: nothing read (a synchronous load reports why), 1: decoded, 2: in tinyd */
+    uint64_t ra[AHEAD_G + 1][2], gen; /* stored ranges to read ahead */
+    struct tfs_gidx x;
+    int n = 0, nra = 0;
+
+    /* the indexes first (may drop the lock: the file may shrink meanwhile) */
+    for (uint64_t g = a / TFS_GROUP; g <= b / TFS_GROUP; g++)
+        if (g * TFS_GROUP >= f->valid_n || gidx_get_rd(f, g, &x) < 0)
+            break;
+    if (ahead) {
+        /* the stored data of the next groups (their indexes were read
+         * ahead before), and the index of the one after */
+        uint64_t g0 = b / TFS_GROUP + 1, g;
+
+        if (f->ra_g < g0 || f->ra_g > g0 + AHEAD_G)
+            f->ra_g = g0;
+        for (g = f->ra_g; g < g0 + AHEAD_G && g * TFS_GROUP < f->valid_n; g++) {
+            if (gidx_get_rd(f, g, &x) < 0)
+                break;
+            ra[nra][0] = tfs_group_off(g);
+            ra[nra++][1] = tfs_group_end(g, &x) - tfs_group_off(g);
+            f->ra_g = g + 1;
+        }
+        if (g == g0 + AHEAD_G && g * TFS_GROUP < f->valid_n && !gidx_find(f, g)) {
+            ra[nra][0] = tfs_group_off(g);
+            ra[nra++][1] = TFS_GIDX_LEN;
+        }
+    }
+    if (a >= f->valid_n)
+        return;
+    if (b >= f->valid_n)
+        b = f->valid_n - 1;
+    /* keep the chunks of the range that are cached */
+    for (uint64_t i = a; i <= b; i++) {
+        struct entry *e = find(f, i);
+
+        if (e && e->state == E_CLEAN)
+            e->lru = ++f->tick;
+    }
+    for (uint64_t i = a; i <= b && n < NENT; i++) {
+        struct gcache *c = gidx_find(f, i / TFS_GROUP);
+        uint32_t k = (uint32_t)(i % TFS_GROUP);
+        struct entry *e;
+
+        if (find(f, i))
+            continue;
+        if (!c)
+            break;
+        e = pick_entry(f);
+        if (!e || ensure_buf(e) < 0)
+            break;
+        e->idx = i;
+        e->len = i == f->valid_n - 1 ? f->last_len : TFS_CHUNK;
+        e->rec_len = c->x.rec[k];
+        e->off = tfs_group_off(i / TFS_GROUP) + TFS_GIDX_LEN + tfs_gidx_sum(&c->x, k);
+        e->state = E_LOADING;
+        e->owned = 1;
+        e->stale = 0;
+        e->req = NULL;
+        e->lru = ++f->tick;
+        list[n++] = e;
+    }
+    if (!n && !nra)
+        return;
+    gen = f->gen;
+    pthread_mutex_unlock(&f->lock);
+    for (int i = 0; i < n;) {
+        /* the records of consecutive chunks are contiguous within a group */
+        struct iovec iov[TFS_GROUP];
+        size_t total = 0;
+        int j = 0;
+        ssize_t got;
+
+        do {
+            iov[j] = (struct iovec){list[i + j]->buf + TFS_CHUNK, list[i + j]->rec_len};
+            total += list[i + j]->rec_len;
+            j++;
+        } while (i + j < n && j < (int)TFS_GROUP && list[i + j]->idx == list[i + j - 1]->idx + 1 &&
+                 list[i + j]->off == list[i + j - 1]->off + list[i + j - 1]->rec_len);
+        got = preadv_full(f->fd, iov, j, list[i]->off);
+        for (int k = i; k < i + j; k++) {
+            struct entry *e = list[k];
+            int raw;
+
+            how[k] = 0;
+            if (got != (ssize_t)total ||
+                tfs_chunk_parse(e->buf + TFS_CHUNK, e->rec_len, e->len, e->buf, &raw) < 0)
+                continue;
+            if (raw && e->len < TFS_CHUNK)
+                memset(e->buf + e->len, 0, TFS_CHUNK - e->len);
+            how[k] = raw ? 1 : 2;
+            if (!raw)
+                tfs_decompress_submit(e->buf + TFS_CHUNK, e->rec_len, e->buf, TFS_CHUNK, &e->req);
+        }
+        i += j;
+    }
+    for (int i = 0; i < nra; i++)
+        posix_fadvise(f->fd, (off_t)ra[i][0], (off_t)ra[i][1], POSIX_FADV_WILLNEED);
+    pthread_mutex_lock(&f->lock);
+    for (int i = 0; i < n; i++) {
+        struct entry *e = list[i];
+
+        e->owned = 0;
+        if (f->gen != gen)
+            e->stale = 1;
+        if (how[i] == 2)
+            continue; /* decompressing: whoever needs it waits */
+        e->state = how[i] == 1 && !e->stale ? E_CLEAN : E_FREE;
+    }
+    pthread_cond_broadcast(&f->cond);
+}
+
+/* The cache entry of chunk @idx with its current contents (when
+ * @need_data); waits for it if it is being compressed and @write. A reader
+ * (!@write) may drop the lock meanwhile. */
 static int get_chunk(struct tfs_file *f, uint64_t idx, int write, int need_data, struct entry **out)
 {
-    struct entry *e = find(f, idx);
-    int rc;
+    int locked = write;
 
-    if (e && e->state == E_LOADING) {
-        finish_load(e);
-        if (e->state == E_FREE)
-            e = NULL;
-    }
-    if (e) {
-        if (write && e->state == E_BUSY)
-            complete(f, e);
-    } else {
-        e = alloc_entry(f, idx);
-        if (!e)
+    for (;;) {
+        struct entry *e = find(f, idx);
+        int rc;
+
+        if (e && e->state == E_LOADING) {
+            if (e->owned)
+                pthread_cond_wait(&f->cond, &f->lock);
+            else
+                finish_load(f, e);
+            continue; /* the lock was dropped: look again */
+        }
+        if (e) {
+            if (write && e->state == E_BUSY)
+                complete(f, e);
+            e->lru = ++f->tick;
+            *out = e;
+            return 0;
+        }
+        e = pick_entry(f);
+        if (!e && wait_load(f))
+            continue;
+        if (!e) {
+            e = oldest_busy(f);
+            if (e) {
+                complete(f, e);
+            } else {
+                /* everything dirty: write the least recently used back */
+                e = &f->ent[0];
+                for (int i = 1; i < NENT; i++)
+                    if (f->ent[i].lru < e->lru)
+                        e = &f->ent[i];
+                submit(f, e);
+                complete(f, e);
+            }
+        }
+        if (ensure_buf(e) < 0)
             return -ENOMEM;
+        e->lru = ++f->tick;
         if (need_data && idx < f->valid_n) {
-            rc = load(f, e, idx);
+            rc = locked ? load(f, e, idx) : load_rd(f, e, idx);
+            if (rc == -EAGAIN) {
+                locked = 1;
+                continue;
+            }
             if (rc < 0) {
                 e->state = E_FREE;
                 return rc;
             }
+        } else {
+            memset(e->buf, 0, TFS_CHUNK);
+            e->len = 0;
         }
+        e->idx = idx;
+        e->state = E_CLEAN;
+        *out = e;
+        return 0;
     }
-    e->lru = ++f->tick;
-    *out = e;
-    return 0;
 }
 
 /* The file grows to @size: a partial last chunk becomes longer. */
@@ -1049,10 +1384,29 @@ int tfs_file_flush(struct tfs_file *f)
 {
     int rc;
 
-    pthread_mutex_lock(&f->lock);
+    wr_lock(f);
     rc = flush_locked(f);
-    pthread_mutex_unlock(&f->lock);
+    wr_unlock(f);
     return rc;
+}
+
+/* Drops the cached chunks from @n on (a truncate): those waiting for
+ * write-back are written first, those being loaded are dropped when done. */
+static void uncache(struct tfs_file *f, uint64_t n)
+{
+    for (int i = 0; i < NENT; i++) {
+        struct entry *x = &f->ent[i];
+
+        if (x->state == E_FREE || x->idx < n)
+            continue;
+        if (x->state == E_LOADING) {
+            x->stale = 1;
+            continue;
+        }
+        if (x->state == E_BUSY)
+            complete(f, x);
+        x->state = E_FREE;
+    }
 }
 
 static int truncate_locked(struct tfs_file *f, uint64_t size)
@@ -1071,6 +1425,8 @@ static int truncate_locked(struct tfs_file *f, uint64_t size)
             if (rc < 0)
                 return rc;
             f->plain = 0;
+            f->gen++;
+            store_random(f);
             gidx_drop(f, 0);
             f->size = f->valid_n = 0;
             f->last_len = 0;
@@ -1090,22 +1446,13 @@ static int truncate_locked(struct tfs_file *f, uint64_t size)
         uint32_t len = (uint32_t)(size % TFS_CHUNK);
         struct entry *e = NULL;
 
-        for (int i = 0; i < NENT; i++) {
-            struct entry *x = &f->ent[i];
-
-            if (x->state != E_FREE && x->idx >= n) {
-                if (x->state == E_BUSY)
-                    complete(f, x);
-                if (x->state == E_LOADING)
-                    finish_load(x);
-                x->state = E_FREE;
-            }
-        }
+        uncache(f, n);
         /* the new last chunk's bytes, before its record goes */
         if (len) {
             rc = get_chunk(f, n - 1, 1, 1, &e);
             if (rc < 0)
                 return rc;
+            uncache(f, n); /* readers may have cached some again meanwhile */
         }
         /* whole chunks go from the end: every step is a valid shorter stream */
         keep = len ? n - 1 : n;
@@ -1128,9 +1475,9 @@ int tfs_file_truncate(struct tfs_file *f, uint64_t size)
 {
     int rc;
 
-    pthread_mutex_lock(&f->lock);
+    wr_lock(f);
     rc = truncate_locked(f, size);
-    pthread_mutex_unlock(&f->lock);
+    wr_unlock(f);
     return rc;
 }
 
@@ -1148,15 +1495,20 @@ ssize_t tfs_file_read(struct tfs_file *f, char *buf, size_t size, uint64_t off)
         goto out;
     if (size > f->size - off)
         size = (size_t)(f->size - off);
-    if (off == f->next_off && off > 0) {
-        /* sequential: decompress the chunks of this read and a few more in
-         * parallel in tinyd */
-        uint64_t first = off / TFS_CHUNK, last = (off + size - 1) / TFS_CHUNK + READAHEAD;
+    {
+        /* the chunks of a read of several are decompressed in parallel in
+         * tinyd, and a sequential reader's next ones too; the kernel's
+         * read-ahead requests may arrive a little out of order */
+        uint64_t first = off / TFS_CHUNK, last = (off + size - 1) / TFS_CHUNK;
+        int seq =
+            off > 0 && (off == f->next_off || (size > TFS_CHUNK && off <= f->next_off + SEQ_SLACK &&
+                                               off + SEQ_SLACK >= f->next_off));
 
-        for (uint64_t i = first; i <= last && i < f->valid_n; i++)
-            prefetch(f, i);
+        if (seq || last > first)
+            prefetch(f, first, last + (seq ? READAHEAD : 0), seq);
+        if (!seq || off + size > f->next_off)
+            f->next_off = off + size;
     }
-    f->next_off = off + size;
     while (done < size) {
         uint64_t pos = off + done, idx = pos / TFS_CHUNK;
         uint32_t a = (uint32_t)(pos % TFS_CHUNK);
@@ -1188,7 +1540,7 @@ ssize_t tfs_file_write(struct tfs_file *f, const char *buf, size_t size, uint64_
     ssize_t rc = 0;
     uint64_t end;
 
-    pthread_mutex_lock(&f->lock);
+    wr_lock(f);
     if (f->err) {
         /* a write-back failed (a full disk): report it now, once */
         rc = f->err;
@@ -1254,7 +1606,7 @@ ssize_t tfs_file_write(struct tfs_file *f, const char *buf, size_t size, uint64_
     }
     rc = (ssize_t)done;
 out:
-    pthread_mutex_unlock(&f->lock);
+    wr_unlock(f);
     return rc;
 }
 
@@ -1262,11 +1614,11 @@ int tfs_file_fsync(struct tfs_file *f, int datasync)
 {
     int rc;
 
-    pthread_mutex_lock(&f->lock);
+    wr_lock(f);
     rc = flush_locked(f);
     if (rc == 0 && (datasync ? fdatasync(f->fd) : fsync(f->fd)) < 0)
         rc = -errno;
-    pthread_mutex_unlock(&f->lock);
+    wr_unlock(f);
     return rc;
 }
 
@@ -1274,7 +1626,7 @@ int tfs_file_fallocate(struct tfs_file *f, int mode, uint64_t off, uint64_t len)
 {
     int rc = 0;
 
-    pthread_mutex_lock(&f->lock);
+    wr_lock(f);
     if (f->plain) {
         rc = fallocate(f->fd, mode, (off_t)off, (off_t)len) < 0 ? -errno : 0;
     } else if (mode & ~FALLOC_FL_KEEP_SIZE) {
@@ -1282,7 +1634,7 @@ int tfs_file_fallocate(struct tfs_file *f, int mode, uint64_t off, uint64_t len)
     } else if (!(mode & FALLOC_FL_KEEP_SIZE) && off + len > f->size) {
         rc = truncate_locked(f, off + len);
     }
-    pthread_mutex_unlock(&f->lock);
+    wr_unlock(f);
     return rc;
 }
 
@@ -1361,6 +1713,7 @@ static int setup(struct tfs_file *f, int flags, const struct stat *st)
         f->last_len = f->valid_n ? tfs_chunk_len(f->valid_n - 1, f->size) : 0;
         if (f->valid_n && !t.damaged)
             gidx_set(f, t.g, &t.idx);
+        store_random(f);
         return 0;
     }
     f->plain = 1;
@@ -1401,17 +1754,19 @@ int tfs_file_open(int dirfd, const char *path, int flags, int create, struct tfs
     if (f) {
         f->refs++;
         pthread_mutex_unlock(&reg_lock);
-        pthread_mutex_lock(&f->lock);
+        wr_lock(f);
         if (rdwr && !f->rdwr) {
             dup3(fd, f->fd, O_CLOEXEC);
             f->rdwr = 1;
+            if (!f->plain)
+                store_random(f);
         }
         close(fd);
         if (want_w && !f->rdwr)
             rc = -EACCES;
         if (rc == 0 && (flags & O_TRUNC))
             rc = truncate_locked(f, 0);
-        pthread_mutex_unlock(&f->lock);
+        wr_unlock(f);
         if (rc < 0) {
             tfs_file_release(f);
             return rc;
@@ -1427,6 +1782,8 @@ int tfs_file_open(int dirfd, const char *path, int flags, int create, struct tfs
         return -ENOMEM;
     }
     pthread_mutex_init(&f->lock, NULL);
+    pthread_mutex_init(&f->wlock, NULL);
+    pthread_cond_init(&f->cond, NULL);
     f->dev = st.st_dev;
     f->ino = st.st_ino;
     f->fd = fd;
@@ -1438,6 +1795,8 @@ int tfs_file_open(int dirfd, const char *path, int flags, int create, struct tfs
     if (rc < 0) {
         pthread_mutex_unlock(&reg_lock);
         close(fd);
+        free(f->gc);
+        free(f->scratch);
         free(f->name);
         free(f);
         return rc;
@@ -1454,9 +1813,9 @@ void tfs_file_release(struct tfs_file *f)
     struct tfs_file **pp;
     int last;
 
-    pthread_mutex_lock(&f->lock);
+    wr_lock(f);
     flush_locked(f);
-    pthread_mutex_unlock(&f->lock);
+    wr_unlock(f);
     pthread_mutex_lock(&reg_lock);
     last = --f->refs == 0;
     if (last)
@@ -1468,12 +1827,18 @@ void tfs_file_release(struct tfs_file *f)
     pthread_mutex_unlock(&reg_lock);
     if (!last)
         return;
-    finish_loads(f);
+    pthread_mutex_lock(&f->lock);
+    while (wait_load(f))
+        ; /* requests still in tinyd (read-ahead nobody read) */
+    pthread_mutex_unlock(&f->lock);
     close(f->fd);
     for (int i = 0; i < NENT; i++)
         free(f->ent[i].buf);
     free(f->scratch);
     free(f->name);
+    free(f->gc);
+    pthread_cond_destroy(&f->cond);
+    pthread_mutex_destroy(&f->wlock);
     pthread_mutex_destroy(&f->lock);
     free(f);
 }
@@ -1492,13 +1857,18 @@ int tfs_file_by_inode(dev_t dev, ino_t ino, int flush, uint64_t *size)
     pthread_mutex_unlock(&reg_lock);
     if (!f)
         return 0;
-    pthread_mutex_lock(&f->lock);
+    if (flush)
+        wr_lock(f);
+    else
+        pthread_mutex_lock(&f->lock);
     if (flush)
         flush_locked(f);
     plain = f->plain;
     if (size)
         *size = f->size;
     pthread_mutex_unlock(&f->lock);
+    if (flush)
+        pthread_mutex_unlock(&f->wlock);
     tfs_file_release(f);
     return plain ? 0 : 1;
 }
