@@ -15,6 +15,7 @@
  * request fails with -ECONNRESET, instead of hanging forever.
  */
 #include <errno.h>
+#include <sched.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
@@ -87,6 +88,22 @@ int tiny_conn_send(tiny_conn *conn, struct tiny_msg *m)
         }
         return -errno;
     }
+}
+
+int tiny_conn_recv_spin(tiny_conn *conn, long mtype, uint64_t spin_ns, struct tiny_msg *m, int *hit)
+{
+    uint64_t t0 = now_ns();
+
+    *hit = 1;
+    do {
+        int r = tiny_conn_recv(conn, mtype, 1, m);
+
+        if (r != -ENOMSG)
+            return r;
+        sched_yield();
+    } while (now_ns() - t0 < spin_ns);
+    *hit = 0;
+    return tiny_conn_recv(conn, mtype, 0, m);
 }
 
 int tiny_conn_recv(tiny_conn *conn, long mtype, int nowait, struct tiny_msg *m)

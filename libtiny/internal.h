@@ -28,6 +28,18 @@
 /* Output a unit of a large request aims for: four 64 KiB steps. */
 #define TINY_UNIT_TARGET (256u << 10)
 
+/* A blocking request of at most TINY_SPIN_MAX input bytes is one short
+ * step in tinyd, answered a few microseconds after its reader wakes up; the
+ * caller polls for the reply for up to TINY_SPIN_NS before it sleeps,
+ * because waking a thread on an idle vCPU costs ~20-50 us, more than the
+ * work. Polling only pays while tinyd answers that fast: once a poll runs
+ * out (tinyd is busy, and a polling caller would take CPU from its
+ * workers), a connection stops polling but for one small request in
+ * TINY_SPIN_PROBE, which finds out when tinyd is quick again. */
+#define TINY_SPIN_MAX   (16u << 10)
+#define TINY_SPIN_NS    50000u
+#define TINY_SPIN_PROBE 16u
+
 /*
  * Where the input of a unit comes from: a short list of segments, each
  * taken from the unit's own header bytes, the request's input or the
@@ -102,6 +114,8 @@ struct tiny_conn {
     unsigned cap; /* units in flight per request */
     atomic_int dead;
     atomic_uint seq;
+    atomic_int spin_ok;    /* small replies came while their caller polled */
+    atomic_uint spin_tick; /* small blocking requests, for the probe */
 
     pthread_mutex_t lock;
     pthread_cond_t cv; /* slots and tags freed, callback requests queued, death */
@@ -135,6 +149,10 @@ void tiny_conn_kill(tiny_conn *conn);
  * -EPROTO or -ECONNRESET. */
 int tiny_conn_send(tiny_conn *conn, struct tiny_msg *m);
 int tiny_conn_recv(tiny_conn *conn, long mtype, int nowait, struct tiny_msg *m);
+/* tiny_conn_recv() that polls for up to @spin_ns before it blocks; *@hit
+ * tells whether the message came while polling. */
+int tiny_conn_recv_spin(tiny_conn *conn, long mtype, uint64_t spin_ns, struct tiny_msg *m,
+                        int *hit);
 /* Starts a thread with every signal blocked. */
 int tiny_thread_start(pthread_t *t, void *(*fn)(void *), void *arg);
 

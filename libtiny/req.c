@@ -707,7 +707,16 @@ static int drive(tiny_req *req, int block)
             return 1;
         if (req->inflight == 0)
             return 0; /* not blocking, no slot yet */
-        r = tiny_conn_recv(req->conn, TINY_MTYPE_REPLY + (long)req->tag, !block, &m);
+        if (block && req->in_len <= TINY_SPIN_MAX &&
+            (atomic_load(&req->conn->spin_ok) ||
+             atomic_fetch_add(&req->conn->spin_tick, 1) % TINY_SPIN_PROBE == 0)) {
+            int hit;
+
+            r = tiny_conn_recv_spin(req->conn, TINY_MTYPE_REPLY + (long)req->tag, TINY_SPIN_NS, &m,
+                                    &hit);
+            atomic_store(&req->conn->spin_ok, hit);
+        } else
+            r = tiny_conn_recv(req->conn, TINY_MTYPE_REPLY + (long)req->tag, !block, &m);
         if (r == -ENOMSG)
             return 0;
         if (r == -EPROTO) {
