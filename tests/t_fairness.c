@@ -1,10 +1,10 @@
 /*
  * t_fairness.c - tinyd's scheduling, measured in the same run so that no
  * absolute time is assumed:
- *  1. a client doing 4 KiB requests while another streams 1 GiB: its p99
- *     latency must stay below its idle p99 plus 20 x the in-process time of
- *     compressing one 64 KiB chunk (the streamer may delay it by a few chunk
- *     steps, never by its whole backlog);
+ *  1. a client doing 4 KiB requests while another (at nice 10) streams
+ *     1 GiB: its p99 latency must stay below its idle p99 plus 20 x the
+ *     in-process time of compressing one 64 KiB chunk (the streamer may
+ *     delay it by a few chunk steps, never by its whole backlog);
  *  2. three clients of weights 3, 2, 1 streaming at once: each one's share
  *     of the bytes done in a common window is within +-30% of 1/2, 1/3, 1/6.
  * Usage: t_fairness [STREAM_MiB [SECONDS]]    (TINYD_DIR names the daemon)
@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -154,6 +155,12 @@ static void latency_test(size_t stream_mib)
         close(pfd[0]);
         close(gfd[1]);
         watchdog(300);
+        /* Below normal CPU priority: on two cores the streamer's own
+         * copies and tinyd's two workers keep both CPUs busy, and whether
+         * the 4 KiB client's thread then gets a CPU at once is the kernel's
+         * choice, not tinyd's; this test is about tinyd's queue. */
+        if (setpriority(PRIO_PROCESS, 0, 10) < 0)
+            _exit(1);
         if (read(gfd[0], &ch, 1) != 1)
             _exit(1);
         int64_t r = stream_run(1, (uint64_t)stream_mib << 20, 0, 0, 0, 0, pfd[1]);
