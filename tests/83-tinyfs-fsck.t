@@ -77,8 +77,9 @@ fsck_rc "$TMP_DIR/nonexistent"
 is "$RC" 8 "tiny fsck of a missing store exits 8"
 if command -v script >/dev/null; then
     script -qec "'$TINY' fsck '$STORE'" /dev/null >"$TMP_DIR/tty.out" 2>&1
-    grep -q "tiny fsck: \[#*\.*\] *[0-9]*% [0-9]*/[0-9]* files" "$TMP_DIR/tty.out"
-    ok $? "a progress bar on a terminal"
+    rc=$?
+    grep -q "tiny fsck: \[#*\.*\] *[0-9]*% [0-9]*/[0-9]* files" "$TMP_DIR/tty.out" && [ "$rc" = 0 ]
+    ok $? "a progress bar on a terminal, and exit 0 (got $rc)"
 else
     skip "no script(1) for a terminal"
 fi

@@ -72,6 +72,9 @@ static void bar(void)
 {
     static int64_t last_pct = -1;
     int64_t pct = total_bytes ? (int64_t)(done_bytes * 100 / total_bytes) : 100;
+    /* a file repaired or grown since the walk can take done past total */
+    if (pct > 100)
+        pct = 100;
     char line[64];
     int w = (int)(pct * 30 / 100);
 
@@ -228,7 +231,7 @@ static int check_group(int fd, const char *path, uint64_t g, uint64_t lastg, str
             result |= FSCK_OPERR;
             return -1;
         }
-        done_bytes += clen; /* st_size is about the logical size */
+        done_bytes += x->rec[k]; /* st_size counts stored bytes */
         if (n != (ssize_t)x->rec[k] || tfs_chunk_parse(rec, x->rec[k], clen, out, &raw) < 0) {
             why = "bad chunk header or crc";
         } else if (!raw) {
