@@ -163,26 +163,7 @@ static int pwrite_all(int fd, const struct iovec *iov, int n, uint64_t off)
     return 0;
 }
 
-static ssize_t pread_full(int fd, void *buf, size_t len, uint64_t off)
-{
-    size_t done = 0;
-
-    while (done < len) {
-        ssize_t r = pread(fd, (char *)buf + done, len - done, (off_t)(off + done));
-
-        if (r < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        if (r == 0)
-            break;
-        done += (size_t)r;
-    }
-    return (ssize_t)done;
-}
-
-/* pread_full() into @n buffers (at most TFS_GROUP). */
+/* tfs_pread_full() into @n buffers (at most TFS_GROUP). */
 static ssize_t preadv_full(int fd, const struct iovec *iov, int n, uint64_t off)
 {
     struct iovec v[TFS_GROUP];
@@ -416,7 +397,7 @@ static int gidx_get(struct tfs_file *f, uint64_t g, struct tfs_gidx *x)
         return 0;
     }
     gidx_expect(f, g, &n, &last);
-    if (gidx_check(b, pread_full(f->fd, b, sizeof(b), tfs_group_off(g)), n, last, x) < 0)
+    if (gidx_check(b, tfs_pread_full(f->fd, b, sizeof(b), tfs_group_off(g)), n, last, x) < 0)
         return gidx_corrupt(f, g);
     gidx_set(f, g, x);
     return 0;
@@ -438,7 +419,7 @@ static int gidx_get_rd(struct tfs_file *f, uint64_t g, struct tfs_gidx *x)
     }
     gidx_expect(f, g, &n, &last);
     pthread_mutex_unlock(&f->lock);
-    got = pread_full(f->fd, b, sizeof(b), tfs_group_off(g));
+    got = tfs_pread_full(f->fd, b, sizeof(b), tfs_group_off(g));
     pthread_mutex_lock(&f->lock);
     if (f->gen != gen)
         return -EAGAIN;
@@ -706,7 +687,7 @@ static int rewrite_chunk(struct tfs_file *f, uint64_t idx, const unsigned char *
         rc = -ENOMEM;
         goto out;
     }
-    if (pread_full(f->fd, oldb, olen, rec_off) != (ssize_t)olen) {
+    if (tfs_pread_full(f->fd, oldb, olen, rec_off) != (ssize_t)olen) {
         rc = -EIO;
         tfs_log("%s: cannot read group %llu to rewrite chunk %llu", f->name, (unsigned long long)g,
                 (unsigned long long)idx);
@@ -855,7 +836,7 @@ static int corrupt(struct tfs_file *f, uint64_t idx, uint64_t off, const char *w
 static int fetch(int fd, uint64_t off, uint32_t rec, uint32_t clen, unsigned char *rbuf,
                  unsigned char *out, const char **why, int *dec)
 {
-    ssize_t n = pread_full(fd, rbuf, rec, off);
+    ssize_t n = tfs_pread_full(fd, rbuf, rec, off);
     int raw;
 
     *why = NULL;
@@ -946,7 +927,7 @@ static int load_rd(struct tfs_file *f, struct entry *e, uint64_t idx)
     e->req = NULL;
     pthread_mutex_unlock(&f->lock);
     if (!have)
-        rc = gidx_check(b, pread_full(f->fd, b, sizeof(b), tfs_group_off(g)), n, last, &x);
+        rc = gidx_check(b, tfs_pread_full(f->fd, b, sizeof(b), tfs_group_off(g)), n, last, &x);
     if (rc == 0) {
         off = tfs_group_off(g) + TFS_GIDX_LEN + tfs_gidx_sum(&x, k);
         rc = fetch(f->fd, off, x.rec[k], clen, e->buf + TFS_CHUNK, e->buf, &why, &dec);
@@ -1488,7 +1469,7 @@ ssize_t tfs_file_read(struct tfs_file *f, char *buf, size_t size, uint64_t off)
 
     pthread_mutex_lock(&f->lock);
     if (f->plain) {
-        rc = pread_full(f->fd, buf, size, off);
+        rc = tfs_pread_full(f->fd, buf, size, off);
         goto out;
     }
     if (off >= f->size)
@@ -1664,7 +1645,7 @@ static int setup(struct tfs_file *f, int flags, const struct stat *st)
     int kind = 0;
 
     if (st->st_size >= (off_t)TFS_HDR_LEN) {
-        n = pread_full(f->fd, hdr, sizeof(hdr), 0);
+        n = tfs_pread_full(f->fd, hdr, sizeof(hdr), 0);
         if (n < 0)
             return (int)n;
         kind = tfs_header_parse(hdr, (size_t)n);
@@ -1892,7 +1873,7 @@ void tfs_stat_fixup(int dirfd, const char *path, struct stat *st)
         fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0)
         return;
-    if (pread_full(fd, hdr, sizeof(hdr), 0) == (ssize_t)sizeof(hdr) &&
+    if (tfs_pread_full(fd, hdr, sizeof(hdr), 0) == (ssize_t)sizeof(hdr) &&
         tfs_header_parse(hdr, sizeof(hdr)) == 1) {
         struct tfs_tail t;
 
