@@ -141,8 +141,11 @@ static int acquire(tiny_req *req, int block, unsigned *slot)
          * there are more tags than slots. */
         pthread_mutex_lock(&c->lock);
         while (!req->progress && c->n_free_tags == 0 && !atomic_load(&c->dead) && !c->closing &&
-               block)
+               block) {
+            c->slot_waiters++; /* so that release() wakes us */
             pthread_cond_wait(&c->cv, &c->lock);
+            c->slot_waiters--;
+        }
         if (atomic_load(&c->dead) || c->closing) {
             r = -ECONNRESET;
         } else if (!req->progress && c->n_free_tags == 0) {
