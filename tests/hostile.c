@@ -316,8 +316,18 @@ static void unanswerable(void)
 
         /* Random bodies with a valid header: every field out of range. */
         for (int i = 0; i < 40; i++) {
-            if (hello(TINY_PROTO_VERSION, 2, 4096, 0, &h, true) < 0)
+            int hr = hello(TINY_PROTO_VERSION, 2, 4096, 0, &h, true);
+
+            /* the memory of clients just gone may still be held for a
+             * moment (their BYE is handled concurrently): retry a refusal */
+            for (int w = 0; w < 100 && (hr == -ENOMEM || hr == -EUSERS || hr == -ENOSPC); w++) {
+                usleep(50000);
+                hr = hello(TINY_PROTO_VERSION, 2, 4096, 0, &h, true);
+            }
+            if (hr < 0) {
+                diag("client %d of the garbage test was refused: %s", i, strerror(-hr));
                 break;
+            }
             clients++;
             for (int k = 0; k < 25; k++) {
                 unsigned char *b = (unsigned char *)&m.u;
@@ -497,8 +507,8 @@ static void never_collects(tiny_conn *good)
             dropped = true; /* EIDRM or EINVAL: the queue is gone */
         }
     }
-    if (!dropped)
-        dropped = queue_gone_within(h.qid, 3000);
+    if (!dropped) /* generous: only a failing run waits for all of it */
+        dropped = queue_gone_within(h.qid, 10000);
     diag("lazy client sent %u requests and collected no reply; its queue was full %u times", sent,
          full);
     ok(dropped, "tinyd drops a client that never collects its replies");

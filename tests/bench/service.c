@@ -560,8 +560,14 @@ static void parallel(const unsigned char *in, size_t n)
                     tiny_disconnect(cc);
                     _exit(bad);
                 }
-                if (read(p0[i][0], &ch, 1) != 1)
+                /* the children's ends: a child that dies is then seen as
+                 * EOF here, not waited for forever */
+                close(p0[i][1]);
+                close(go[i][0]);
+                if (read(p0[i][0], &ch, 1) != 1) {
+                    fprintf(stderr, "service: a client process could not start\n");
                     exit(1);
+                }
             }
             uint64_t t0 = now_ns(), t1 = t0;
             for (int i = 0; i < 2; i++)
@@ -577,7 +583,7 @@ static void parallel(const unsigned char *in, size_t n)
                     fprintf(stderr, "service: a client process failed\n");
                     exit(1);
                 }
-                close(p0[i][0]), close(p0[i][1]), close(go[i][0]), close(go[i][1]);
+                close(p0[i][0]), close(go[i][1]);
             }
             t[r] = t1 - t0;
         }
