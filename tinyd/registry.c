@@ -30,6 +30,7 @@
 #include <string.h>
 #include <sys/msg.h>
 #include <sys/shm.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -114,32 +115,57 @@ static int run_path(char *buf, size_t size, const char *name)
     return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
 }
 
-/* Rewrites tinyd.ipc; under reg_mu. */
+/* Rewrites tinyd.ipc in place; under reg_mu. The list only has to
+ * survive the death of this process (SysV objects do not survive the
+ * machine's), and one pwrite() is whole after a kill -9, so it is neither
+ * renamed nor synced: on ext4 a rename over the old file or a truncation to
+ * zero starts a flush of its data, and with other writers busy that held
+ * up registrations for seconds. */
 static void ipc_write(void)
 {
-    char path[PATH_MAX], tmp[PATH_MAX + 8];
+    static int fd = -1;
+    static size_t old_len;
+    char path[PATH_MAX], *buf = NULL;
+    struct stat st;
+    size_t len = 0;
     FILE *f;
     int r = 0;
 
-    if (run_path(path, sizeof(path), TINY_IPC_FILE) < 0)
-        return;
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    f = fopen(tmp, "we");
-    if (!f) {
-        tlog(LOG_ERR, "cannot write %s: %s", tmp, errstr(errno));
-        return;
+    if (fd < 0) {
+        if (run_path(path, sizeof(path), TINY_IPC_FILE) < 0)
+            return;
+        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        if (fd < 0) {
+            tlog(LOG_ERR, "cannot write %s: %s", path, errstr(errno));
+            return;
+        }
+        if (fstat(fd, &st) == 0) /* a dead instance's list, already cleaned */
+            old_len = (size_t)st.st_size;
     }
+    f = open_memstream(&buf, &len);
+    if (!f)
+        return;
     fprintf(f, "tinyd %d\n", (int)getpid());
     if (regq >= 0)
         fprintf(f, "q %d\n", regq);
     for (struct client *c = live; c; c = c->next)
         fprintf(f, "q %d\nm %d\n", c->qid, c->shmid);
-    if (ferror(f))
-        r = -EIO;
-    if (fclose(f) != 0 || r < 0 || rename(tmp, path) != 0) {
-        tlog(LOG_ERR, "cannot write %s: %s", path, errstr(errno ? errno : EIO));
-        unlink(tmp);
-    }
+    /* Blank lines over the rest of a longer old list, so that a death
+     * between the write and the truncation leaves no old entry behind. */
+    long real = ftell(f);
+    for (long n = real; real >= 0 && n < (long)old_len; n++)
+        fputc('\n', f);
+    if (fclose(f) != 0 || real < 0)
+        r = -ENOMEM;
+    if (r == 0 && pwrite(fd, buf, len, 0) != (ssize_t)len)
+        r = -errno;
+    if (r == 0 && ftruncate(fd, (off_t)real) < 0)
+        r = -errno;
+    if (r == 0)
+        old_len = (size_t)real;
+    if (r < 0)
+        tlog(LOG_ERR, "cannot write %s/%s: %s", tinyd_cfg.dir, TINY_IPC_FILE, errstr(-r));
+    free(buf);
 }
 
 /* Whether the object's owner is us. */
