@@ -5,8 +5,9 @@
  * The main thread receives HELLOs on the registration queue and, for each
  * valid one, creates a private queue and a segment, attaches the segment,
  * starts a reader thread and answers WELCOME (IPC_NOWAIT). Every creation
- * and removal of an IPC object rewrites <dir>/tinyd.ipc (write + rename),
- * so that a tinyd started after a kill -9 can remove what it lists.
+ * and removal of an IPC object rewrites <dir>/tinyd.ipc (in place, see
+ * ipc_write()), so that a tinyd started after a kill -9 can remove what it
+ * lists.
  *
  * A client dies once (client_kill): its queue and segment are removed at
  * once (its reader wakes with EIDRM, a blocked client with EIDRM too), it
