@@ -23,24 +23,6 @@
 #include "tiny.h"
 #include "util.h"
 
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-    return x < y ? -1 : x > y;
-}
-
-static uint64_t pct(uint64_t *v, size_t n, double p)
-{
-    size_t i;
-
-    if (!n)
-        return 0;
-    qsort(v, n, sizeof *v, cmp_u64);
-    i = (size_t)(p * (double)(n - 1) + 0.5);
-    return v[i];
-}
-
 static uint64_t chunk_time_ns(void)
 {
     unsigned char in[65536];

@@ -154,6 +154,22 @@ static inline int write_file(const char *path, const void *buf, size_t len)
     return rc;
 }
 
+static inline int util_cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+/* The @p-quantile (0..1) of the @n values at @v, which it sorts; 0 if none. */
+static inline uint64_t pct(uint64_t *v, size_t n, double p)
+{
+    if (!n)
+        return 0;
+    qsort(v, n, sizeof *v, util_cmp_u64);
+    return v[(size_t)(p * (double)(n - 1) + 0.5)];
+}
+
 static inline void *xmalloc(size_t n)
 {
     void *p = malloc(n ? n : 1);

@@ -35,19 +35,6 @@
 
 static int reps = 5;
 
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-    return x < y ? -1 : x > y;
-}
-
-static uint64_t pct(uint64_t *v, size_t n, double p)
-{
-    qsort(v, n, sizeof *v, cmp_u64);
-    return v[(size_t)(p * (double)(n - 1) + 0.5)];
-}
-
 static double mbps(size_t bytes, uint64_t ns)
 {
     return (double)bytes / ((double)ns / 1e9) / 1e6;

@@ -45,19 +45,6 @@ static const char *outdir;
 static unsigned char *mixed, *outbuf;
 static size_t outcap;
 
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-    return x < y ? -1 : x > y;
-}
-
-static uint64_t pct(uint64_t *v, size_t n, double p)
-{
-    qsort(v, n, sizeof *v, cmp_u64);
-    return v[(size_t)(p * (double)(n - 1) + 0.5)];
-}
-
 static FILE *dat(const char *name, const char *header)
 {
     char path[4096];
