@@ -25,16 +25,6 @@
 #include "sched.h"
 #include "stats.h"
 
-/* A receive buffer larger than a message, so that oversized ones are
- * truncated (MSG_NOERROR) and then recognised by their length. */
-union rxbuf {
-    struct tiny_msg m;
-    struct {
-        long mtype;
-        unsigned char body[TINY_MSG_SIZE + 64];
-    } raw;
-};
-
 static void reply_send(struct client *c, struct tiny_msg *m)
 {
     for (int tries = 0;; tries++) {

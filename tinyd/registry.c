@@ -53,14 +53,6 @@
  * that msg_lrpid names the live tinyd behind the key. */
 #define MTYPE_SELF LONG_MAX
 
-union rxbuf {
-    struct tiny_msg m;
-    struct {
-        long mtype;
-        unsigned char body[TINY_MSG_SIZE + 64];
-    } raw;
-};
-
 static pthread_mutex_t reg_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct client *live, *dead;
 static unsigned n_live, next_id = 1;

@@ -57,6 +57,16 @@ struct unit {
     struct unit *next; /* the client's FIFO of queued/running units */
 };
 
+/* A receive buffer larger than a message, so that oversized ones are
+ * truncated (MSG_NOERROR) and then recognised by their length. */
+union rxbuf {
+    struct tiny_msg m;
+    struct {
+        long mtype;
+        unsigned char body[TINY_MSG_SIZE + 64];
+    } raw;
+};
+
 struct client {
     unsigned id;
     pid_t pid;
