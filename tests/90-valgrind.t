@@ -59,7 +59,7 @@ for op in compress frame-compress; do
             cmp -s "$f" "$f.back" || bad=1
     done
     ok $bad "$op and $de round trips of three corpus files under valgrind"
-    cat "$W"/client-*"$op"*.vg >"$W/client-$op.vg" 2>/dev/null
+    cat "$W/client-$op-"*.vg "$W/client-$de-"*.vg >"$W/client-$op.vg" 2>/dev/null
     vg_clean "$W/client-$op.vg" "libtiny: no memory error or leak in $op / $de"
 done
 

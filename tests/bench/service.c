@@ -12,7 +12,9 @@
  *  3. a 4 KiB COMPRESS round trip, p50 and p99, against the in-process time
  *     of the same 4 KiB plus 1.2 x a bare System V message-queue ping-pong
  *     between two processes (target <= 1.0x);
- *  4. CPU time per byte of client and tinyd against in-process snappy,
+ *  4. a 64 KiB CHUNK_DECOMPRESS round trip as a tinyfs random read makes it,
+ *     against in-process snappy on the same chunk (no target);
+ *  5. CPU time per byte of client and tinyd against in-process snappy,
  *     which bounds what two workers can reach on two cores.
  * Every figure is the median of several repetitions. Prints a markdown
  * table on stdout; progress on stderr.
@@ -672,6 +674,71 @@ static void latency(void)
     free(t);
 }
 
+/*
+ * What the decompression of a tinyfs random read costs: one 64 KiB chunk of
+ * the mixed input, as tinyfs stores it (CHUNK_COMPRESS), decompressed with a
+ * blocking CHUNK_DECOMPRESS on tinyfs's geometry, the requests 200 us apart
+ * as a reader that waits for the disk between them sends them; against
+ * snappy_uncompress() of the same chunk in-process. No target: it says how
+ * much of a random read is snappy's own work.
+ */
+#define CHUNK_N 2000
+
+static void chunk_latency(const unsigned char *in, size_t n)
+{
+    enum { K = 64 };
+    size_t cap = tiny_max_output(TINY_OP_COMPRESS, TINY_CHUNK_MAX) + 64, rl[K], wl[K];
+    unsigned char out[TINY_CHUNK_MAX], *rec, *raw;
+    uint64_t *t, *s;
+    tiny_conn *c;
+
+    if (n < (size_t)K * TINY_CHUNK_MAX)
+        return;
+    c = connect_or_bail(32, 256u << 10, 1);
+    rec = xmalloc(cap * K);
+    raw = xmalloc(cap * K);
+    t = xmalloc(sizeof *t * CHUNK_N);
+    s = xmalloc(sizeof *s * CHUNK_N);
+    for (int k = 0; k < K; k++) {
+        const unsigned char *p = in + (size_t)k * (n / K);
+        ssize_t r = tiny_run(c, TINY_OP_CHUNK_COMPRESS, 0, p, TINY_CHUNK_MAX, rec + cap * k, cap);
+        if (r < 0) {
+            fprintf(stderr, "service: chunk compress failed: %s\n", tiny_strerror((int)r));
+            exit(1);
+        }
+        rl[k] = (size_t)r;
+        wl[k] = cap;
+        snappy_compress((const char *)p, TINY_CHUNK_MAX, (char *)raw + cap * k, &wl[k]);
+    }
+    for (int i = 0; i < CHUNK_N; i++) {
+        int k = i % K;
+        size_t ol = sizeof out;
+        uint64_t t0;
+
+        usleep(200);
+        t0 = now_ns();
+        if (tiny_run(c, TINY_OP_CHUNK_DECOMPRESS, 0, rec + cap * k, rl[k], out, sizeof out) !=
+            TINY_CHUNK_MAX) {
+            fprintf(stderr, "service: chunk decompress failed\n");
+            exit(1);
+        }
+        t[i] = now_ns() - t0;
+        t0 = now_ns();
+        snappy_uncompress((const char *)raw + cap * k, wl[k], (char *)out, &ol);
+        s[i] = now_ns() - t0;
+    }
+    printf("| 64 KiB CHUNK_DECOMPRESS round trip p50, requests 200 us apart (a tinyfs random "
+           "read) | %.1f us | %.1f us | %.2fx | (no target) |\n",
+           pct(s, CHUNK_N, 0.5) / 1e3, pct(t, CHUNK_N, 0.5) / 1e3,
+           (double)pct(t, CHUNK_N, 0.5) / (double)pct(s, CHUNK_N, 0.5));
+    fflush(stdout);
+    tiny_disconnect(c);
+    free(s);
+    free(t);
+    free(raw);
+    free(rec);
+}
+
 int main(int argc, char **argv)
 {
     const char *dir = argc > 1 ? argv[1] : "tests/data";
@@ -712,6 +779,7 @@ int main(int argc, char **argv)
     parallel(big, mixed);
     zero_copy(big, mixed);
     latency();
+    chunk_latency(big, mixed);
     c = connect_or_bail(8, 1u << 20, 1);
     cpu_costs(c, big, mixed);
     tiny_disconnect(c);
