@@ -234,6 +234,8 @@ for fs in $FSES; do
         FUSE_OPTS="-o no_auto_inval_data" mount_fs "$fs"
         read -r _ _ ops < <("$B/bench/randread" "$MNT/mixed.bin" "$NRAND") || exit 1
         R[$fs,rand_noinval]=$ops
+        umount_fs "$fs"
+        mount_fs "$fs" # the rest with the defaults again
     fi
 
     log "$fs: random file, corpus, stored sizes"
