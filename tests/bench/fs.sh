@@ -14,6 +14,7 @@
 #   BENCH_RAND_N (default 20000)  random 4 KiB reads per filesystem
 #   BENCH_TREE (default /usr/include)  the small-file tree that is tarred
 #   BENCH_FS_DIR (default /var/tmp/tinybench-fs)  scratch space (~4x the data)
+#   BENCH_WORKERS (default "1 2 4")  tinyd worker counts of the tinyfs write/read sweep
 #   BENCH_PERF (default 1)        0 skips the perf profiles
 #   BENCH_KEEP_DATA (default 0)   1 keeps the generated inputs for the next run
 set -u
@@ -32,18 +33,19 @@ W=$(cd "$W" && pwd)
 
 log() { echo "fs: $*" >&2; }
 
-tinyd_pid= fs_pid= loopdev= mounted=
+tinyd_pid= fs_pid= loopdev= mounted= wtinyd_pid=
 cleanup() {
     for m in $mounted; do
         if mountpoint -q "$m"; then fusermount3 -u -z "$m" 2>/dev/null || umount -l "$m"; fi
     done
     [ -n "$fs_pid" ] && kill "$fs_pid" 2>/dev/null
     [ -n "$loopdev" ] && losetup -d "$loopdev" 2>/dev/null
-    if [ -n "$tinyd_pid" ] && kill -0 "$tinyd_pid" 2>/dev/null; then
-        kill -TERM "$tinyd_pid"
-        for _ in $(seq 100); do kill -0 "$tinyd_pid" 2>/dev/null || break; sleep 0.1; done
-    fi
-    rm -rf "$W/run" "$W/mnt" "$W/store" "$W/btrfs.img" "$W/perf-"*.data
+    for p in $tinyd_pid $wtinyd_pid; do
+        kill -0 "$p" 2>/dev/null || continue
+        kill -TERM "$p"
+        for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    done
+    rm -rf "$W/run" "$W/run-w" "$W/mnt" "$W/store" "$W/btrfs.img" "$W/perf-"*.data
     [ "${BENCH_KEEP_DATA:-0}" = 1 ] || rm -f "$W"/mixed-*.bin "$W"/random-*.bin "$W/tree.tar"
     rmdir "$W" 2>/dev/null
 }
@@ -305,6 +307,32 @@ if [ "$BIG_MIB" -gt 0 ]; then
     done
 fi
 
+# --- tinyd worker counts -----------------------------------------------------------
+# tinyfs's sequential write and cold read of the mixed file, served by a tinyd
+# of each worker count (its own run directory, so only tinyfs uses it).
+WORKERS=${BENCH_WORKERS:-1 2 4}
+for w in $WORKERS; do
+    log "workers: tinyfs sequential write and cold read with tinyd -w $w"
+    rm -rf "$W/run-w" && mkdir -p "$W/run-w"
+    "$B/tinyd" -d "$W/run-w" -w "$w" || { log "tinyd -w $w did not start"; exit 1; }
+    wtinyd_pid=$(cat "$W/run-w/tinyd.pid")
+    TINYD_DIR=$W/run-w
+    mount_fs tinyfs 1
+    t=$(timed bash -c "cp '$MIXED' '$MNT/mixed.bin' && sync") || exit 1
+    R[w$w,write]=$(echo "$MIXED_MB / $t" | bc -l)
+    umount_fs tinyfs
+    drop
+    mount_fs tinyfs
+    t=$(timed bash -c "cat '$MNT/mixed.bin' >/dev/null") || exit 1
+    R[w$w,read]=$(echo "$MIXED_MB / $t" | bc -l)
+    umount_fs tinyfs
+    TINYD_DIR=$W/run
+    kill -TERM "$wtinyd_pid"
+    for _ in $(seq 100); do kill -0 "$wtinyd_pid" 2>/dev/null || break; sleep 0.1; done
+    wtinyd_pid=
+done
+rm -rf "$W/run-w"
+
 # --- perf profiles of tinyfs ----------------------------------------------------
 if [ "$PERF" = 1 ] && command -v perf >/dev/null; then
     log "perf: tinyfs sequential write and cold read"
@@ -377,6 +405,22 @@ ratio() { echo "$1 / $2" | bc -l; }
         echo "|---|---|---|"
         for fs in passthrough tinyfs; do
             echo "| $fs -o no_auto_inval_data | ${R[$fs,rand_noinval]} reads/s | $(f2 "$(ratio "${R[$fs,rand_noinval]}" "${R[$fs,rand]}")")x |"
+        done
+    fi
+    if [ -n "$WORKERS" ]; then
+        echo
+        echo "tinyfs with tinyd's worker count varied: one tinyd per count, used by tinyfs alone, the"
+        echo "same sequential write and cold read of the mixed file; ratios to the sweep's own run with"
+        echo "2 workers:"
+        echo
+        echo "| tinyd workers | seq write | / 2 workers | seq read (cold) | / 2 workers |"
+        echo "|---|---|---|---|---|"
+        for w in $WORKERS; do
+            if [ -n "${R[w2,write]:-}" ]; then
+                echo "| $w | $(f1 "${R[w$w,write]}") MB/s | $(f2 "$(ratio "${R[w$w,write]}" "${R[w2,write]}")")x | $(f1 "${R[w$w,read]}") MB/s | $(f2 "$(ratio "${R[w$w,read]}" "${R[w2,read]}")")x |"
+            else
+                echo "| $w | $(f1 "${R[w$w,write]}") MB/s | | $(f1 "${R[w$w,read]}") MB/s | |"
+            fi
         done
     fi
     echo
