@@ -88,16 +88,22 @@ static void bar(void)
             n_items);
 }
 
+__attribute__((format(printf, 2, 0))) static void vsay(const char *path, const char *fmt,
+                                                       va_list ap)
+{
+    clear_bar();
+    fprintf(stderr, "tiny fsck: %s: ", path);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+}
+
 __attribute__((format(printf, 2, 3))) static void say(const char *path, const char *fmt, ...)
 {
     va_list ap;
 
-    clear_bar();
-    fprintf(stderr, "tiny fsck: %s: ", path);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vsay(path, fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
 }
 
 static const char *j_store;
@@ -106,12 +112,9 @@ __attribute__((format(printf, 1, 2))) static void say_journal(const char *fmt, .
 {
     va_list ap;
 
-    clear_bar();
-    fprintf(stderr, "tiny fsck: %s: ", j_store);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vsay(j_store, fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
 }
 
 /* The undo journal of in-place chunk rewrites (docs/format.md): an
