@@ -71,7 +71,7 @@ MAN8 := $(wildcard docs/man/*.8)
 
 # Debian packages the build and the tests need; the benchmarks need BENCH_PKGS too.
 DEB_PKGS   := build-essential pkg-config libsnappy-dev libisal-dev libfuse3-dev fuse3 \
-	python3 python3-snappy valgrind clang sqlite3 rsync git procps
+	python3 python3-snappy valgrind clang sqlite3 rsync git procps ed vim-tiny patch
 BENCH_PKGS := gnuplot-nox btrfs-progs btrfs-compsize linux-perf
 
 # The fuzz targets again, with $(CC) and a plain main() (tests/fuzz/replay.c),
