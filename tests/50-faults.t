@@ -1,7 +1,8 @@
 #!/bin/bash
 # Faults with real processes and real signals: kill -9 of a client mid-
 # stream, SIGTERM of tinyd with clients blocked in calls, kill -9 of tinyd
-# (blocked client, stale objects, restart on the same dir), a second tinyd.
+# (blocked client, stale objects, restart on the same dir), a second tinyd,
+# a background tinyd logging to a file that is rotated under it.
 . "$(dirname "$0")/lib.sh"
 need_build tinyd tests/client
 C=$TINY_BUILD/tests/client
@@ -150,6 +151,39 @@ if [ -n "$p2" ] && [ "$p2" != "$TINYD_PID" ]; then
 fi
 kill -0 "$TINYD_PID" 2>/dev/null && "$C" roundtrip
 ok $? "the first tinyd still serves"
+
+# --- 5. a log file, rotated -----------------------------------------------------
+# A background tinyd with --log: what it says reaches the file (here: a
+# killed client freed), a rotation (mv, SIGHUP) moves it to a new file, and
+# a log file it cannot open stops it before it creates anything.
+first_pid=$TINYD_PID first_dir=$TINYD_DIR
+log=$TMP_DIR/tinyd.log
+tinyd_start -l "$log"
+ok $? "tinyd starts in the background with --log"
+grep -q "tinyd\[$TINYD_PID\]: ready on $TINYD_DIR" "$log"
+ok $? "its log file has the ready line, with its pid ($(head -1 "$log" | cut -c1-60)...)"
+start_loop logged 65536 $((1 << 20))
+ok $? "a client streams"
+{ kill -KILL "$LOOP_PID"; wait "$LOOP_PID"; } 2>/dev/null
+wait_until 3000 grep -q "pid $LOOP_PID) gone: process exited" "$log"
+ok $? "the log file says when the killed client is freed"
+mv "$log" "$log.1" && kill -HUP "$TINYD_PID"
+wait_until 3000 grep -q "stats: " "$log"
+ok $? "after mv and SIGHUP, tinyd writes to a new file (the statistics)"
+grep -q "stats: " "$log.1"
+is $? 1 "and nothing more to the old one"
+tinyd_stop
+wait_until 3000 grep -q "tinyd\[[0-9]*\]: stopped" "$log"
+ok $? "SIGTERM: the new file has the stop"
+dir=$(mktemp -d "$TMP_DIR/run.XXXXXX")
+"$TINY_BUILD/tinyd" -d "$dir" -l "$TMP_DIR/no/such/dir/tinyd.log" >"$TMP_DIR/nolog.out" 2>&1
+is $? 1 "a log file that cannot be opened: exit 1"
+grep -q "cannot open the log file $TMP_DIR/no/such/dir/tinyd.log: no such file or directory" \
+    "$TMP_DIR/nolog.out"
+ok $? "saying which file and why ($(head -1 "$TMP_DIR/nolog.out"))"
+[ ! -e "$dir/tinyd.pid" ] && [ ! -e "$dir/tinyd.key" ]
+ok $? "before it wrote anything in its run directory"
+TINYD_PID=$first_pid TINYD_DIR=$first_dir
 
 stop_tinyd_checked
 ipc_clean_since

@@ -1,5 +1,6 @@
 /*
- * log.h - tinyd's logging: stderr in the foreground, syslog otherwise.
+ * log.h - tinyd's logging: a log file when given, else stderr in the
+ * foreground and syslog in the background.
  */
 #ifndef TINYD_LOG_H
 #define TINYD_LOG_H
@@ -7,9 +8,15 @@
 #include <stdbool.h>
 #include <syslog.h>
 
-/* Starts logging; in the background, errors also go to stderr until
- * log_ready() so that the starting shell sees why tinyd did not start. */
-void log_init(bool foreground, bool verbose);
+/* Starts logging, to @file (appended, created 0600) when not NULL. Until
+ * log_ready(), errors and warnings also go to stderr, so that the starting
+ * shell sees why tinyd did not start. Returns 0 or a negative errno (the
+ * file cannot be opened). */
+int log_init(bool foreground, bool verbose, const char *file);
+
+/* Opens the log file again by the same name (after a rotation); a no-op
+ * without one. Returns 0 or a negative errno, the old file kept then. */
+int log_reopen(void);
 void log_ready(void);
 void log_close(void);
 

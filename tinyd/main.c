@@ -9,7 +9,8 @@
  * to accept clients (over a pipe), so `tinyd && tiny compress x` works.
  *
  * Signals are blocked in every thread; one thread takes them with
- * sigwait(): SIGINT/SIGTERM stop tinyd, SIGHUP logs the statistics.
+ * sigwait(): SIGINT/SIGTERM stop tinyd, SIGHUP reopens the log file and
+ * logs the statistics.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -54,6 +55,8 @@ static void usage(FILE *f)
                "  -f, --foreground      stay in the foreground, log to stderr\n"
                "  -d, --dir DIR         run directory (default $TINYD_DIR, else\n"
                "                        $XDG_RUNTIME_DIR/tinyd, else /tmp/tinyd-$UID)\n"
+               "  -l, --log FILE        log to FILE (appended; SIGHUP reopens it)\n"
+               "                        instead of stderr or syslog\n"
                "  -w, --workers N       worker threads (default: online cores)\n"
                "      --max-clients N   client limit (default 256)\n"
                "      --max-memory SIZE shared and staging memory limit (default 1G)\n"
@@ -120,6 +123,7 @@ static void parse_args(int argc, char **argv)
     static const struct option opts[] = {
         {"foreground", no_argument, NULL, 'f'},
         {"dir", required_argument, NULL, 'd'},
+        {"log", required_argument, NULL, 'l'},
         {"workers", required_argument, NULL, 'w'},
         {"max-clients", required_argument, NULL, OPT_MAX_CLIENTS},
         {"max-memory", required_argument, NULL, OPT_MAX_MEMORY},
@@ -139,7 +143,7 @@ static void parse_args(int argc, char **argv)
     tinyd_cfg.max_memory = 1ull << 30;
     tinyd_cfg.slots = TINY_SLOTS_DEFAULT;
     tinyd_cfg.slot_size = TINY_SLOT_SIZE_DEFAULT;
-    while ((o = getopt_long(argc, argv, "fd:w:vhV", opts, NULL)) != -1) {
+    while ((o = getopt_long(argc, argv, "fd:l:w:vhV", opts, NULL)) != -1) {
         switch (o) {
         case 'f':
             tinyd_cfg.foreground = true;
@@ -148,6 +152,11 @@ static void parse_args(int argc, char **argv)
             if (!*optarg)
                 usage_error("empty run directory%s", "");
             tinyd_cfg.dir = optarg;
+            break;
+        case 'l':
+            if (!*optarg)
+                usage_error("empty log file name%s", "");
+            tinyd_cfg.log_file = optarg;
             break;
         case 'w':
             v = parse_num(optarg, false, "invalid worker count '%s' (1..256)");
@@ -330,6 +339,11 @@ static void *signal_main(void *arg)
         if (sigwait(set, &sig) != 0)
             continue;
         if (sig == SIGHUP) {
+            int r = log_reopen();
+
+            if (r < 0)
+                tlog(LOG_WARNING, "cannot reopen the log file %s: %s", tinyd_cfg.log_file,
+                     errstr(r));
             log_stats();
         } else if (sig == SIGINT || sig == SIGTERM) {
             tlog(LOG_INFO, "received %s, stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
@@ -408,7 +422,11 @@ int main(int argc, char **argv)
     }
     if (!tinyd_cfg.foreground)
         ready_fd = daemonize();
-    log_init(tinyd_cfg.foreground, tinyd_cfg.verbose);
+    r = log_init(tinyd_cfg.foreground, tinyd_cfg.verbose, tinyd_cfg.log_file);
+    if (r < 0) {
+        fprintf(stderr, "tinyd: cannot open the log file %s: %s\n", tinyd_cfg.log_file, errstr(r));
+        return 1;
+    }
     umask(077);
     signal(SIGPIPE, SIG_IGN);
     sigemptyset(&set);

@@ -21,6 +21,7 @@
 
 struct tinyd_config {
     const char *dir;      /* run directory */
+    const char *log_file; /* NULL: stderr or syslog */
     unsigned workers;     /* worker threads */
     unsigned max_clients; /* client limit */
     uint64_t max_memory;  /* segments + staging buffers */
