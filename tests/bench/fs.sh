@@ -91,7 +91,8 @@ read -r CORPUS_IN _ SNAP_CORPUS < <("$B/bench/snapsize" tests/data/*)
 
 # --- the filesystems ----------------------------------------------------------
 mkdir -p "$W/run" "$W/mnt"
-"$B/tinyd" -d "$W/run" -w 2 || { log "tinyd did not start"; exit 1; }
+TLOG=${BENCH_TINYD_LOG:-$B/bench-tinyd.log}
+"$B/tinyd" -d "$W/run" -w 2 -l "$TLOG" || { log "tinyd did not start"; exit 1; }
 tinyd_pid=$(cat "$W/run/tinyd.pid")
 export TINYD_DIR=$W/run
 
@@ -316,7 +317,7 @@ WORKERS=${BENCH_WORKERS:-1 2 4}
 for w in $WORKERS; do
     log "workers: tinyfs sequential write and cold read with tinyd -w $w"
     rm -rf "$W/run-w" && mkdir -p "$W/run-w"
-    "$B/tinyd" -d "$W/run-w" -w "$w" || { log "tinyd -w $w did not start"; exit 1; }
+    "$B/tinyd" -d "$W/run-w" -w "$w" -l "$TLOG" || { log "tinyd -w $w did not start"; exit 1; }
     wtinyd_pid=$(cat "$W/run-w/tinyd.pid")
     TINYD_DIR=$W/run-w
     mount_fs tinyfs 1

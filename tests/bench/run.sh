@@ -32,7 +32,11 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-"$TINY_BUILD/tinyd" -d "$run" -w 2 || { echo "bench: tinyd did not start" >&2; exit 1; }
+# tinyd's log outlives the run, for a look after a failure
+export BENCH_TINYD_LOG=$TINY_BUILD/bench-tinyd.log
+: >"$BENCH_TINYD_LOG"
+"$TINY_BUILD/tinyd" -d "$run" -w 2 -l "$BENCH_TINYD_LOG" ||
+    { echo "bench: tinyd did not start" >&2; exit 1; }
 pid=$(cat "$run/tinyd.pid")
 export TINYD_DIR=$run
 
@@ -43,12 +47,12 @@ table="(not run: BENCH_ONLY=$ONLY)" sweeps=
 if [ "$ONLY" != fs ]; then
     echo "bench: service against in-process snappy" >&2
     table=$("$TINY_BUILD/bench/service" tests/data "$MIB" "$REPS") || {
-        echo "bench: service benchmark failed" >&2
+        echo "bench: service benchmark failed (tinyd's log: $BENCH_TINYD_LOG)" >&2
         exit 1
     }
     echo "bench: service sweeps" >&2
     sweeps=$("$TINY_BUILD/bench/svcplot" "$res") || {
-        echo "bench: service sweeps failed" >&2
+        echo "bench: service sweeps failed (tinyd's log: $BENCH_TINYD_LOG)" >&2
         exit 1
     }
 fi
@@ -64,7 +68,7 @@ if [ "$ONLY" != service ]; then
     elif tests/bench/fs.sh "$res"; then
         fsmd=$(cat "$res/fs.md")
     else
-        echo "bench: filesystem benchmark failed" >&2
+        echo "bench: filesystem benchmark failed (tinyd's log: $BENCH_TINYD_LOG)" >&2
         exit 1
     fi
 fi
