@@ -3,8 +3,8 @@
 # tar round trips of the corpus and of a generated tree, stored files decoded
 # by python3-snappy, du of compressible and incompressible data, a 1 GiB
 # file, errno checks (tests/tinyfs_ops.c), git, sqlite3, corruption -> EIO,
-# plain files in the store, multi-user ownership and permissions, remount,
-# daemon mode, starting tinyd when none runs.
+# plain files in the store, -o attr_timeout, multi-user ownership and
+# permissions, remount, daemon mode, starting tinyd when none runs.
 . "$(dirname "$0")/lib.sh"
 
 need_build tinyfs tinyd tests/tinyfs_ops
@@ -266,6 +266,28 @@ ok $? "the intact chunk before it still reads correctly"
 diff -r --no-dereference "$GEN" "$MNT/rsync" >/dev/null && diff -r "$DATA_DIR" "$MNT/corpus" >/dev/null &&
     [ "$(sha256sum <"$MNT/big" | cut -d' ' -f1)" = "$big_sum" ]
 ok $? "after a remount everything is still there"
+
+# --- -o attr_timeout: attributes cached by the kernel ------------------------------------
+# Without the option every stat reaches tinyfs, so a change made in the store
+# behind the mount shows at once; with it, the kernel answers from its cache.
+printf short >"$STORE/behind.txt"
+[ "$(stat -c %s "$MNT/behind.txt")" = 5 ] && printf 'much longer' >"$STORE/behind.txt" &&
+    [ "$(stat -c %s "$MNT/behind.txt")" = 11 ]
+ok $? "by default the kernel caches no attributes (a change in the store shows at once)"
+umount_fs
+mount_fs -o attr_timeout=60
+ok $? "mount with -o attr_timeout=60"
+printf short >"$STORE/behind.txt"
+[ "$(stat -c %s "$MNT/behind.txt")" = 5 ] && printf 'much longer' >"$STORE/behind.txt" &&
+    [ "$(stat -c %s "$MNT/behind.txt")" = 5 ]
+ok $? "with it, stat answers from the kernel's cache"
+cp "$DATA_DIR/alice29.txt" "$MNT/cached.txt" && cmp -s "$MNT/cached.txt" "$DATA_DIR/alice29.txt" &&
+    [ "$(stat -c %s "$MNT/cached.txt")" = "$(stat -c %s "$DATA_DIR/alice29.txt")" ] &&
+    diff -r "$DATA_DIR" "$MNT/corpus" >/dev/null
+ok $? "and files written and read through the mount are right"
+umount_fs
+mount_fs
+ok $? "mount again with the defaults"
 
 # --- multi-user: allow_other as root -------------------------------------------------------
 if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then

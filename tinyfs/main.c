@@ -29,6 +29,7 @@ extern int tfs_store_fd;
 extern const char *tfs_store_path;
 extern const struct fuse_operations tfs_ops;
 extern unsigned tfs_max_write, tfs_st_blksize;
+extern double tfs_attr_timeout;
 extern struct fuse_conn_info_opts *tfs_conn_opts;
 
 int tfs_foreground;
@@ -55,6 +56,7 @@ struct conf {
     int tinyd_wait;    /* seconds, -1: the default */
     int st_blksize;    /* -1: the default */
     int read_ahead_kb; /* -1: the default */
+    double attr_timeout;
 };
 
 enum { KEY_HELP, KEY_VERSION };
@@ -67,6 +69,7 @@ static const struct fuse_opt opts[] = {
     {"tinyd_wait=%d", offsetof(struct conf, tinyd_wait), 0},
     {"st_blksize=%d", offsetof(struct conf, st_blksize), 0},
     {"read_ahead_kb=%d", offsetof(struct conf, read_ahead_kb), 0},
+    {"attr_timeout=%lf", offsetof(struct conf, attr_timeout), 0},
     FUSE_OPT_END,
 };
 
@@ -164,6 +167,8 @@ static void usage(const char *prog)
            "                           cat... (default 1048576; 0: the store's)\n"
            "    -o read_ahead_kb=KIB   kernel read-ahead of the mount, set when root\n"
            "                           (default 1024; 0: the kernel's 128)\n"
+           "    -o attr_timeout=SECS   how long the kernel caches attributes\n"
+           "                           (default 0; see tinyfs(1) before raising it)\n"
            "    -o max_write=BYTES, -o [no_]splice_read... : see fuse_parse_conn_info_opts\n\n",
            prog);
 }
@@ -204,6 +209,12 @@ int main(int argc, char *argv[])
         goto out;
     if (c.st_blksize >= 0)
         tfs_st_blksize = (unsigned)c.st_blksize;
+    if (c.attr_timeout < 0 || c.attr_timeout > 86400) {
+        fprintf(stderr, "tinyfs: attr_timeout must be 0 to 86400 seconds\n");
+        rc = 2;
+        goto out;
+    }
+    tfs_attr_timeout = c.attr_timeout;
     store = realpath(c.store, NULL);
     if (!store) {
         fprintf(stderr, "tinyfs: cannot use store %s: %s\n", c.store, strerror(errno));

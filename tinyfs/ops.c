@@ -39,6 +39,7 @@ const char *tfs_store_path;
 /* FUSE settings (main.c fills them from the options; docs/man/tinyfs.1) */
 unsigned tfs_max_write = TFS_MAX_WRITE;
 unsigned tfs_st_blksize = TFS_ST_BLKSIZE;
+double tfs_attr_timeout; /* -o attr_timeout */
 struct fuse_conn_info_opts *tfs_conn_opts;
 
 static const char *rel(const char *path)
@@ -147,8 +148,12 @@ static void *tfs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
     cfg->nullpath_ok = 1;
     /* The high-level API gives each name of a hard-linked file its own kernel
      * inode, so a cached attribute of one name would miss a change made
-     * through another (tar then reports "file changed as we read it"). */
-    cfg->attr_timeout = 0;
+     * through another; after a link(2) the old name keeps its cached link
+     * count and ctime (tar then reports "file changed as we read it").
+     * Without cached attributes, though, every path lookup asks for the
+     * attributes of each directory on the way (default_permissions), so
+     * -o attr_timeout trades the one for the other (tinyfs(1)). */
+    cfg->attr_timeout = tfs_attr_timeout;
     umask(0);
     tfs_codec_init();
     return NULL;

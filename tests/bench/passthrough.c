@@ -5,7 +5,7 @@
  * use_ino, nullpath_ok, attr_timeout 0, default_permissions, max_write
  * 1 MiB, no splice, st_blksize 1 MiB for regular files, the mount's
  * read-ahead raised to 1 MiB (as root), the same -o st_blksize=,
- * read_ahead_kb= and fuse_parse_conn_info_opts() options, and the
+ * read_ahead_kb=, attr_timeout= and fuse_parse_conn_info_opts() options, and the
  * multithreaded loop with at most 10 threads. Whatever tinyfs costs beyond
  * this program is compression and its own bookkeeping, not FUSE.
  * Usage: passthrough BACKING MOUNTPOINT [fuse options]
@@ -29,15 +29,18 @@
 
 static int root = -1;
 static unsigned st_blksize = 1u << 20;
+static double attr_timeout;
 static struct fuse_conn_info_opts *conn_opts;
 
 struct conf {
     int st_blksize, read_ahead_kb; /* -1: the default */
+    double attr_timeout;
 };
 
 static const struct fuse_opt opts[] = {
     {"st_blksize=%d", offsetof(struct conf, st_blksize), 0},
     {"read_ahead_kb=%d", offsetof(struct conf, read_ahead_kb), 0},
+    {"attr_timeout=%lf", offsetof(struct conf, attr_timeout), 0},
     FUSE_OPT_END,
 };
 
@@ -55,7 +58,7 @@ static void *pt_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
         fuse_apply_conn_info_opts(conn_opts, conn);
     cfg->use_ino = 1;
     cfg->nullpath_ok = 1;
-    cfg->attr_timeout = 0;
+    cfg->attr_timeout = attr_timeout;
     umask(0);
     return NULL;
 }
@@ -305,7 +308,7 @@ static void *read_ahead_thread(void *arg)
 
 int main(int argc, char **argv)
 {
-    struct conf c = {-1, -1};
+    struct conf c = {-1, -1, 0};
     struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
     struct fuse_cmdline_opts o = {0};
     struct fuse_loop_config *lc;
@@ -330,6 +333,7 @@ int main(int argc, char **argv)
         goto out;
     if (c.st_blksize >= 0)
         st_blksize = (unsigned)c.st_blksize;
+    attr_timeout = c.attr_timeout;
     conn_opts = fuse_parse_conn_info_opts(&args);
     if (!conn_opts || fuse_parse_cmdline(&args, &o) != 0 || !o.mountpoint)
         goto out;
