@@ -86,8 +86,11 @@
  * Liveness
  *   tinyd checks every TINY_REAP_INTERVAL_MS whether each client's process
  *   still exists and still has its segment attached; if not, it frees the
- *   client. The library checks the same of tinyd and, when tinyd is gone,
- *   removes the private queue itself so that every blocked receive returns.
+ *   client. It also frees a client whose queue has been full of tinyd's
+ *   replies, untouched, for TINY_STUCK_TIMEOUT_MS (a reply that finds the
+ *   queue full drops the client at once). The library checks the same of
+ *   tinyd and, when tinyd is gone, removes the private queue itself so
+ *   that every blocked receive returns.
  *   When tinyd stops it removes every queue: blocked clients get EIDRM.
  */
 #ifndef TINY_PROTO_H
@@ -120,6 +123,7 @@
 
 #define TINY_ATTACH_TIMEOUT_MS 2000
 #define TINY_REAP_INTERVAL_MS  250
+#define TINY_STUCK_TIMEOUT_MS  2000
 
 /* Unit flags, in the high bits of tiny_msg_submit.flags; the low bits carry
  * the public enum tiny_flags. */

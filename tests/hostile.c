@@ -37,6 +37,7 @@
 #include "tap.h"
 #include "tiny.h"
 #include "tiny_proto.h"
+#include "util.h"
 
 struct hconn {
     int qid, shmid;
@@ -516,6 +517,51 @@ static void never_collects(tiny_conn *good)
     shmdt(h.seg);
 }
 
+/* --- a client whose queue is full of replies it leaves there ------------------ */
+
+/* Requests one at a time, each answered before the next, until the replies
+ * fill the queue: no reply ever finds the queue full, so only the reaper's
+ * check of an untouched full queue can notice this client. */
+static void leaves_replies(tiny_conn *good)
+{
+    struct hconn h;
+    struct msqid_ds ds;
+    struct tiny_msg m;
+    unsigned n = 0;
+    uint64_t t0;
+    bool full = false, dropped;
+
+    if (!ok(hello(TINY_PROTO_VERSION, 1, 4096, 0, &h, true) == 0, "idle client connects"))
+        return;
+    while (!full && n < 4096) {
+        tiny_msg_init(&m, TINY_MTYPE_DAEMON, TINY_MSG_STATS);
+        m.u.submit.tag = n % TINY_TAGS_MAX;
+        if (msgsnd(h.qid, &m, TINY_MSG_SIZE, IPC_NOWAIT) < 0)
+            break;
+        n++;
+        /* wait until tinyd took the request and put its reply there */
+        for (int i = 0; i < 2000; i++) {
+            if (msgctl(h.qid, IPC_STAT, &ds) < 0)
+                break;
+            if (ds.msg_lspid != getpid() && ds.msg_lrpid != getpid() && ds.msg_qnum == n)
+                break;
+            usleep(500);
+        }
+        full = ds.__msg_cbytes + TINY_MSG_SIZE > ds.msg_qbytes;
+    }
+    if (!ok(full, "its queue is full of %u replies it does not collect", n)) {
+        tx(&h, TINY_MSG_BYE, 0, 0, 0, 0, 0, 0, 0, 0);
+        shmdt(h.seg);
+        return;
+    }
+    t0 = now_ns();
+    dropped = queue_gone_within(h.qid, TINY_STUCK_TIMEOUT_MS + 3000);
+    diag("idle client dropped after %llu ms", (unsigned long long)((now_ns() - t0) / 1000000u));
+    ok(dropped, "tinyd drops it within %d ms + a check", TINY_STUCK_TIMEOUT_MS);
+    still_serving(good, "after the idle client");
+    shmdt(h.seg);
+}
+
 /* --- a process registering thousands of times ------------------------------ */
 
 /* The flood: HELLOs as fast as the queue takes them, collecting and
@@ -713,6 +759,7 @@ int main(void)
     still_serving(good, "after unanswerable messages");
     slot_changed_while_read(good);
     never_collects(good);
+    leaves_replies(good);
     registration_flood(good);
     other_uid();
     still_serving(good, "at the end");

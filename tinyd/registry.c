@@ -32,6 +32,7 @@
 #include <sys/msg.h>
 #include <sys/shm.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -541,6 +542,31 @@ int registry_serve(void)
     }
 }
 
+/* Whether @c's queue has been full for TINY_STUCK_TIMEOUT_MS with tinyd the
+ * last to send and to receive on it and nobody doing either since: the
+ * client is not collecting its replies, and no reply can tell it so. A
+ * queue full of requests is not that: their sender is the client, or
+ * tinyd's reader takes them. The kernel records a sender by its process id
+ * but a receiver by its thread id. */
+static bool queue_stuck(struct client *c, uint64_t now)
+{
+    struct msqid_ds q;
+    pid_t self = getpid();
+
+    if (msgctl(c->qid, IPC_STAT, &q) < 0 || q.__msg_cbytes + TINY_MSG_SIZE <= q.msg_qbytes ||
+        q.msg_lspid != self || syscall(SYS_tgkill, self, q.msg_lrpid, 0) < 0) {
+        c->t_stuck = 0;
+        return false;
+    }
+    if (!c->t_stuck || q.msg_stime != c->stuck_stime || q.msg_rtime != c->stuck_rtime) {
+        c->t_stuck = now;
+        c->stuck_stime = q.msg_stime;
+        c->stuck_rtime = q.msg_rtime;
+        return false;
+    }
+    return now - c->t_stuck > (uint64_t)TINY_STUCK_TIMEOUT_MS * 1000000u;
+}
+
 /* Why @c must be freed, or NULL. Under reg_mu. */
 static const char *reap_reason(struct client *c, uint64_t now)
 {
@@ -556,6 +582,8 @@ static const char *reap_reason(struct client *c, uint64_t now)
         return "detached its segment";
     else if (now - c->t_created > (uint64_t)TINY_ATTACH_TIMEOUT_MS * 1000000u)
         return "did not attach in time";
+    if (queue_stuck(c, now))
+        return "does not collect its replies";
     return NULL;
 }
 

@@ -79,8 +79,10 @@ struct client {
     int64_t reply_mtype;
     atomic_int refs;
     uint64_t t_created;
-    bool attached; /* reaper only */
-    bool dead;     /* registry lock */
+    bool attached;                   /* reaper only */
+    uint64_t t_stuck;                /* reaper only: its queue found full of replies, or 0 */
+    time_t stuck_stime, stuck_rtime; /* reaper only: the queue's times then */
+    bool dead;                       /* registry lock */
     bool reader_started;
     pthread_t reader;
     struct unit *units;  /* n_slots */
