@@ -39,12 +39,7 @@ blocks_kib() {
 
 start_tinyd_or_bail
 ipc_snapshot
-mount_fs
-if ! ok $? "tinyfs mounts $STORE on $MNT"; then
-    diag "$(cat "$LOG")"
-    done_testing
-    exit 1
-fi
+mount_fs_or_bail
 
 # --- the corpus ---------------------------------------------------------------
 cp -a "$DATA_DIR" "$MNT/corpus"

@@ -19,12 +19,7 @@ PLAIN=$TMP_DIR/plain
 fs_init
 start_tinyd_or_bail
 ipc_snapshot
-mount_fs
-if ! ok $? "tinyfs mounts $STORE on $MNT"; then
-    diag "$(cat "$LOG")"
-    done_testing
-    exit 1
-fi
+mount_fs_or_bail
 
 # same_trees A B: the same files, byte for byte (symlinks by their target).
 same_trees() {

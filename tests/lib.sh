@@ -367,3 +367,14 @@ mount_fs() {
 umount_fs() {
     fusermount3 -u "$MNT" && wait "$FS_PID"
 }
+
+# mount_fs_or_bail [ARGS...]: mount_fs as a test; when it fails, tinyfs's log
+# and the end.
+mount_fs_or_bail() {
+    mount_fs "$@"
+    if ! ok $? "tinyfs mounts $STORE on $MNT${*:+ with $*}"; then
+        diag "$(cat "$LOG")"
+        done_testing
+        exit 1
+    fi
+}
