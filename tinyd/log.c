@@ -16,7 +16,6 @@
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -42,15 +41,15 @@ int log_init(bool foreground, bool verbose, const char *file)
     verb = verbose;
     if (file) {
         /* absolute, so that a reopen finds it whatever the cwd then is */
-        int n = file[0] == '/' ? snprintf(file_path, sizeof(file_path), "%s", file) : -1;
+        char cwd[PATH_MAX];
+        int n;
 
-        if (n < 0) {
-            char cwd[PATH_MAX];
-
-            if (!getcwd(cwd, sizeof(cwd)))
-                return -errno;
+        if (file[0] == '/')
+            n = snprintf(file_path, sizeof(file_path), "%s", file);
+        else if (getcwd(cwd, sizeof(cwd)))
             n = snprintf(file_path, sizeof(file_path), "%s/%s", cwd, file);
-        }
+        else
+            return -errno;
         if (n < 0 || n >= (int)sizeof(file_path))
             return -ENAMETOOLONG;
         file_fd = open_file();

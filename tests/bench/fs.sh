@@ -5,9 +5,11 @@
 # compression) and btrfs compress=lzo / compress=zstd:1 on a loop device (when
 # root and btrfs are available; else skipped with a note), on the same data:
 # a generated mixed file, a random (incompressible) file, the corpus and a
-# tree of thousands of small files (a tar of /usr/include); then tinyfs's
-# write and read with several tinyd worker counts, its memory on a 4 GiB file
-# and perf profiles.
+# tree of thousands of small files (a tar of /usr/include), the FUSE ones
+# also with -o no_auto_inval_data (random reads) and -o attr_timeout=1
+# (ls -lR); then tinyfs's write and read with several tinyd worker counts,
+# its memory on a 4 GiB file and perf profiles. tinyd logs to
+# $BENCH_TINYD_LOG (default TINY_BUILD/bench-tinyd.log).
 # Writes RESULTS_DIR/fs.md (markdown), fs-*.dat (gnuplot) and perf-*.txt.
 # Needs root for drop_caches, loop devices and btrfs. Progress on stderr.
 #   BENCH_FS_MIB (default 1024)   size of the mixed file

@@ -5,8 +5,8 @@
  * use_ino, nullpath_ok, attr_timeout 0, default_permissions, max_write
  * 1 MiB, no splice, st_blksize 1 MiB for regular files, the mount's
  * read-ahead raised to 1 MiB (as root), the same -o st_blksize=,
- * read_ahead_kb=, attr_timeout= and fuse_parse_conn_info_opts() options, and the
- * multithreaded loop with at most 10 threads. Whatever tinyfs costs beyond
+ * read_ahead_kb=, attr_timeout= and fuse_parse_conn_info_opts() options,
+ * and the multithreaded loop with at most 10 threads. Whatever tinyfs costs beyond
  * this program is compression and its own bookkeeping, not FUSE.
  * Usage: passthrough BACKING MOUNTPOINT [fuse options]
  */
