@@ -52,7 +52,7 @@ static void usage(FILE *f)
     fprintf(f, "usage: tinyd [options]\n"
                "snappy compression service for local processes (System V IPC)\n"
                "\n"
-               "  -f, --foreground      stay in the foreground, log to stderr\n"
+               "  -f, --foreground      stay in the foreground, log to stderr (or -l)\n"
                "  -d, --dir DIR         run directory (default $TINYD_DIR, else\n"
                "                        $XDG_RUNTIME_DIR/tinyd, else /tmp/tinyd-$UID)\n"
                "  -l, --log FILE        log to FILE (appended; SIGHUP reopens it)\n"
