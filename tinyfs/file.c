@@ -1704,7 +1704,8 @@ static int setup(struct tfs_file *f, int flags, const struct stat *st)
     return 0;
 }
 
-int tfs_file_open(int dirfd, const char *path, int flags, int create, struct tfs_file **out)
+int tfs_file_open(int dirfd, const char *path, const char *name, int flags, int create,
+                  struct tfs_file **out)
 {
     int want_w = (flags & O_ACCMODE) != O_RDONLY;
     int fd, rdwr = 1, rc = 0;
@@ -1756,7 +1757,7 @@ int tfs_file_open(int dirfd, const char *path, int flags, int create, struct tfs
         return 0;
     }
     f = calloc(1, sizeof(*f));
-    if (!f || !(f->name = strdup(path))) {
+    if (!f || !(f->name = strdup(name))) {
         free(f);
         pthread_mutex_unlock(&reg_lock);
         close(fd);
@@ -1854,9 +1855,10 @@ int tfs_file_by_inode(dev_t dev, ino_t ino, int flush, uint64_t *size)
     return plain ? 0 : 1;
 }
 
-void tfs_stat_fixup(int dirfd, const char *path, struct stat *st)
+void tfs_stat_fixup(const struct tfs_inode *i, struct stat *st)
 {
     unsigned char hdr[TFS_HDR_LEN];
+    char path[TFS_PROC_PATH];
     uint64_t size;
     int fd;
 
@@ -1868,9 +1870,10 @@ void tfs_stat_fixup(int dirfd, const char *path, struct stat *st)
     }
     if (st->st_size < (off_t)TFS_HDR_LEN)
         return;
-    fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOATIME);
+    tfs_inode_path(i, path);
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOATIME);
     if (fd < 0 && errno == EPERM)
-        fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return;
     if (tfs_pread_full(fd, hdr, sizeof(hdr), 0) == (ssize_t)sizeof(hdr) &&

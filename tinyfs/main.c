@@ -10,7 +10,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stddef.h>
-#include <fuse.h>
 #include <fuse_lowlevel.h>
 #include <limits.h>
 #include <pthread.h>
@@ -25,9 +24,7 @@
 
 #include "tinyfs.h"
 
-extern int tfs_store_fd;
-extern const char *tfs_store_path;
-extern const struct fuse_operations tfs_ops;
+extern const struct fuse_lowlevel_ops tfs_ops;
 extern unsigned tfs_max_write, tfs_st_blksize;
 extern double tfs_attr_timeout;
 extern struct fuse_conn_info_opts *tfs_conn_opts;
@@ -178,7 +175,7 @@ int main(int argc, char *argv[])
     struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
     struct fuse_cmdline_opts o = {0};
     struct fuse_loop_config *lc = NULL;
-    struct fuse *fuse = NULL;
+    struct fuse_session *se = NULL;
     struct conf c = {.tinyd_wait = -1, .st_blksize = -1, .read_ahead_kb = -1};
     char *store = NULL, fsopt[PATH_MAX + 64];
     int rc = 1;
@@ -194,7 +191,7 @@ int main(int argc, char *argv[])
     if (c.help) {
         usage(argv[0]);
         fuse_cmdline_help();
-        fuse_lib_help(&args);
+        fuse_lowlevel_help();
         fuse_opt_free_args(&args);
         return 0;
     }
@@ -256,20 +253,27 @@ int main(int argc, char *argv[])
         tfs_codec_set_wait(c.tinyd_wait > 86400 ? 86400000u : (unsigned)c.tinyd_wait * 1000u);
     if (tfs_codec_ensure_daemon(argv[0]) < 0)
         goto out;
-    fuse = fuse_new(&args, &tfs_ops, sizeof(tfs_ops), NULL);
-    if (!fuse)
+    rc = tfs_inode_init(tfs_store_fd);
+    if (rc < 0) {
+        fprintf(stderr, "tinyfs: cannot open store %s: %s\n", store, strerror(-rc));
+        rc = 1;
         goto out;
-    if (fuse_mount(fuse, o.mountpoint) != 0)
+    }
+    rc = 1;
+    se = fuse_session_new(&args, &tfs_ops, sizeof(tfs_ops), NULL);
+    if (!se)
+        goto out_inodes;
+    if (fuse_session_mount(se, o.mountpoint) != 0)
         goto out_destroy;
     if (!o.foreground)
         openlog("tinyfs", LOG_PID, LOG_DAEMON);
     if (fuse_daemonize(o.foreground) != 0)
         goto out_unmount;
-    if (fuse_set_signal_handlers(fuse_get_session(fuse)) != 0)
+    if (fuse_set_signal_handlers(se) != 0)
         goto out_unmount;
     set_read_ahead(o.mountpoint, c.read_ahead_kb);
     if (o.singlethread) {
-        rc = fuse_loop(fuse) ? 1 : 0;
+        rc = fuse_session_loop(se) ? 1 : 0;
     } else {
         lc = fuse_loop_cfg_create();
         if (!lc)
@@ -279,15 +283,17 @@ int main(int argc, char *argv[])
         fuse_loop_cfg_set_max_threads(
             lc, o.max_threads > 0 && o.max_threads <= 100000 ? o.max_threads : 10);
         fuse_loop_cfg_set_idle_threads(lc, o.max_idle_threads);
-        rc = fuse_loop_mt(fuse, lc) ? 1 : 0;
+        rc = fuse_session_loop_mt(se, lc) ? 1 : 0;
         fuse_loop_cfg_destroy(lc);
     }
 out_signals:
-    fuse_remove_signal_handlers(fuse_get_session(fuse));
+    fuse_remove_signal_handlers(se);
 out_unmount:
-    fuse_unmount(fuse);
+    fuse_session_unmount(se);
 out_destroy:
-    fuse_destroy(fuse);
+    fuse_session_destroy(se);
+out_inodes:
+    tfs_inode_fini();
 out:
     free(o.mountpoint);
     fuse_opt_free_args(&args);

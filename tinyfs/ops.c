@@ -1,24 +1,26 @@
 /*
- * ops.c - the FUSE operations of tinyfs (libfuse3 high-level API).
+ * ops.c - the FUSE operations of tinyfs (libfuse3 low-level interface).
  *
  * Everything but the contents of regular files is passed through to the
- * store directory with the *at() calls relative to one directory fd, so
- * names, directories, symlinks, hard links, permissions, ownership,
- * timestamps and user xattrs are those of the store. Regular files go
- * through file.c. Permission checks are the kernel's (default_permissions);
- * as root, objects are created and then given to the calling user.
+ * store directory with the *at() calls relative to the O_PATH descriptors of
+ * inode.c, so names, directories, symlinks, hard links, permissions,
+ * ownership, timestamps and user xattrs are those of the store. Regular
+ * files go through file.c. Permission checks are the kernel's
+ * (default_permissions); as root, objects are created and then given to the
+ * calling user.
  *
- * Open files are keyed by stored inode, not path, so rename, link and
- * unlink need no bookkeeping. An open file that is unlinked is renamed by
- * libfuse to .fuse_hidden* until its last close (so fstat and the other
- * path-based calls of its holder keep working); readdir hides those names.
+ * Each stored object is one kernel inode, whatever its names, so an open
+ * file that is unlinked stays reachable through its descriptor with nothing
+ * renamed, and the kernel's cached attributes and pages of a hard-linked
+ * file are those of every name. The undo journal in the store's root is not
+ * part of the filesystem: no call finds, makes or removes that name there.
  */
 #define FUSE_USE_VERSION 312
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <fuse.h>
+#include <fuse_lowlevel.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +35,7 @@
 
 #define TFS_MAX_WRITE  (1u << 20) /* libfuse's largest (FUSE_MAX_MAX_PAGES) */
 #define TFS_ST_BLKSIZE (1u << 20)
+#define ENTRY_TIMEOUT  1.0 /* seconds the kernel keeps a name -> inode answer */
 
 int tfs_store_fd = -1;
 const char *tfs_store_path;
@@ -42,14 +45,9 @@ unsigned tfs_st_blksize = TFS_ST_BLKSIZE;
 double tfs_attr_timeout; /* -o attr_timeout */
 struct fuse_conn_info_opts *tfs_conn_opts;
 
-static const char *rel(const char *path)
+static struct tfs_inode *I(fuse_ino_t ino)
 {
-    while (path && *path == '/')
-        path++;
-    /* the journal is not part of the filesystem: a name no call can use */
-    if (path && strcmp(path, TFS_JOURNAL) == 0)
-        return TFS_JOURNAL "/.";
-    return path && *path ? path : ".";
+    return tfs_inode_get(ino);
 }
 
 static struct tfs_file *F(struct fuse_file_info *fi)
@@ -57,63 +55,37 @@ static struct tfs_file *F(struct fuse_file_info *fi)
     return (struct tfs_file *)(uintptr_t)fi->fh;
 }
 
-/* The owner a newly created object gets when we are root: the calling user,
- * and the group of a set-group-ID parent directory. 0 when nothing is to be
- * done. */
-static int owner_for(const char *path, uid_t *uid, gid_t *gid)
+/* The journal's name in the store's root. */
+static int is_journal(fuse_ino_t parent, const char *name)
 {
-    struct fuse_context *ctx = fuse_get_context();
-    char parent[PATH_MAX];
-    const char *r = rel(path), *slash = strrchr(r, '/');
+    return parent == FUSE_ROOT_ID && strcmp(name, TFS_JOURNAL) == 0;
+}
+
+/* The owner a newly created object in @parent gets when we are root: the
+ * calling user, and the group of a set-group-ID parent directory. 0 when
+ * nothing is to be done. */
+static int owner_for(fuse_req_t req, struct tfs_inode *parent, uid_t *uid, gid_t *gid)
+{
+    const struct fuse_ctx *ctx = fuse_req_ctx(req);
     struct stat st;
 
     if (geteuid() != 0 || (ctx->uid == 0 && ctx->gid == 0))
         return 0;
     *uid = ctx->uid;
     *gid = ctx->gid;
-    snprintf(parent, sizeof(parent), "%.*s", slash ? (int)(slash - r) : 1, slash ? r : ".");
-    if (fstatat(tfs_store_fd, parent, &st, 0) == 0 && (st.st_mode & S_ISGID))
+    if (fstatat(parent->fd, "", &st, AT_EMPTY_PATH) == 0 && (st.st_mode & S_ISGID))
         *gid = st.st_gid;
     return 1;
 }
 
-/* Gives a newly created object to the calling user (when we are root). */
-static void own(const char *path)
+/* Gives the newly created @name in @parent to the calling user. */
+static void own(fuse_req_t req, struct tfs_inode *parent, const char *name)
 {
     uid_t uid;
     gid_t gid;
 
-    if (owner_for(path, &uid, &gid))
-        fchownat(tfs_store_fd, rel(path), uid, gid, AT_SYMLINK_NOFOLLOW);
-}
-
-/* Creates the stored file @path holding the tinyfs header, in one step: an
- * unnamed file (O_TMPFILE) gets the header and its owner, then its name. A
- * crash so never leaves an empty stored file, which framing decoders reject.
- * 0, -EEXIST, -EOPNOTSUPP when the store cannot do it, or -errno. */
-static int create_stored(const char *path, mode_t mode)
-{
-    const char *r = rel(path), *slash = strrchr(r, '/');
-    unsigned char hdr[TFS_HDR_LEN];
-    char parent[PATH_MAX], proc[64];
-    uid_t uid;
-    gid_t gid;
-    int fd, rc = 0;
-
-    snprintf(parent, sizeof(parent), "%.*s", slash ? (int)(slash - r) : 1, slash ? r : ".");
-    fd = openat(tfs_store_fd, parent, O_TMPFILE | O_WRONLY | O_CLOEXEC, mode & 07777);
-    if (fd < 0)
-        return errno == EISDIR || errno == EOPNOTSUPP || errno == EINVAL ? -EOPNOTSUPP : -errno;
-    tfs_header_build(hdr);
-    if (pwrite(fd, hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr))
-        rc = errno ? -errno : -EIO;
-    if (rc == 0 && owner_for(path, &uid, &gid))
-        fchown(fd, uid, gid);
-    snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
-    if (rc == 0 && linkat(AT_FDCWD, proc, tfs_store_fd, r, AT_SYMLINK_FOLLOW) < 0)
-        rc = errno == ENOENT && access("/proc/self/fd", X_OK) < 0 ? -EOPNOTSUPP : -errno;
-    close(fd);
-    return rc;
+    if (owner_for(req, parent, &uid, &gid))
+        fchownat(parent->fd, name, uid, gid, AT_SYMLINK_NOFOLLOW);
 }
 
 /* The I/O sizes of regular files: cp and cat size their buffers by
@@ -127,36 +99,73 @@ static void set_blksize(struct stat *st)
         st->st_blksize = (blksize_t)tfs_st_blksize;
 }
 
-static void *tfs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
+/* The logical attributes of @i: 0 or -errno. */
+static int stat_inode(struct tfs_inode *i, struct fuse_file_info *fi, struct stat *st)
 {
+    int rc = 0;
+
+    if (fi && i->type == S_IFREG && fi->fh) {
+        rc = tfs_file_fstat(F(fi), st);
+    } else if (fstatat(i->fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) {
+        rc = -errno;
+    } else {
+        tfs_stat_fixup(i, st);
+    }
+    set_blksize(st);
+    return rc;
+}
+
+/* Looks @name up in @parent and fills @e for a reply (taking the kernel's
+ * lookup reference). 0 or -errno. */
+static int do_lookup(fuse_ino_t parent, const char *name, struct fuse_entry_param *e)
+{
+    struct tfs_inode *i;
+    int rc;
+
+    if (is_journal(parent, name))
+        return -ENOENT;
+    memset(e, 0, sizeof(*e));
+    rc = tfs_inode_lookup(I(parent), name, &e->attr, &i);
+    if (rc < 0)
+        return rc;
+    tfs_stat_fixup(i, &e->attr);
+    set_blksize(&e->attr);
+    e->ino = tfs_inode_id(i);
+    e->attr_timeout = tfs_attr_timeout;
+    e->entry_timeout = ENTRY_TIMEOUT;
+    return 0;
+}
+
+/* Replies to a call that made @name in @parent with its entry. */
+static void reply_made(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+    struct fuse_entry_param e;
+    int rc = do_lookup(parent, name, &e);
+
+    if (rc < 0)
+        fuse_reply_err(req, -rc);
+    else
+        fuse_reply_entry(req, &e);
+}
+
+static void tfs_init(void *data, struct fuse_conn_info *conn)
+{
+    (void)data;
     /* Requests are read into memory: with splice a write's data would be
      * spliced into a pipe and then copied out of it again, as no write_buf
      * operation takes the pipe itself. max_write above 128 KiB makes libfuse
      * raise max_pages, so one request carries a whole cp buffer. The rest are
      * libfuse's defaults (async reads, parallel directory operations). The
-     * kernel's write-back cache stays off: each name of a hard-linked file
-     * is its own kernel inode in the high-level API, and with that cache
-     * the kernel trusts its own size and pages of each, so names would
-     * disagree. Options given with -o override all of this. */
+     * kernel's write-back cache stays off: every write reaches tinyfs, which
+     * compresses it as it comes. Options given with -o override all of this. */
     conn->want &= ~(unsigned)FUSE_CAP_SPLICE_READ;
     conn->want &= ~(unsigned)(FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
     if (tfs_max_write)
         conn->max_write = tfs_max_write;
     if (tfs_conn_opts)
         fuse_apply_conn_info_opts(tfs_conn_opts, conn);
-    cfg->use_ino = 1;
-    cfg->nullpath_ok = 1;
-    /* The high-level API gives each name of a hard-linked file its own kernel
-     * inode, so a cached attribute of one name would miss a change made
-     * through another; after a link(2) the old name keeps its cached link
-     * count and ctime (tar then reports "file changed as we read it").
-     * Without cached attributes, though, every path lookup asks for the
-     * attributes of each directory on the way (default_permissions), so
-     * -o attr_timeout trades the one for the other (tinyfs(1)). */
-    cfg->attr_timeout = tfs_attr_timeout;
     umask(0);
     tfs_codec_init();
-    return NULL;
 }
 
 static void tfs_destroy(void *data)
@@ -166,174 +175,94 @@ static void tfs_destroy(void *data)
     tfs_codec_fini();
 }
 
-static int tfs_getattr(const char *path, struct stat *st, struct fuse_file_info *fi)
+static void tfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-    if (!path && fi) {
-        int rc = tfs_file_fstat(F(fi), st);
+    struct fuse_entry_param e;
+    int rc = do_lookup(parent, name, &e);
 
-        set_blksize(st);
-        return rc;
+    if (rc < 0)
+        fuse_reply_err(req, -rc);
+    else
+        fuse_reply_entry(req, &e);
+}
+
+static void tfs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+    tfs_inode_forget(I(ino), nlookup);
+    fuse_reply_none(req);
+}
+
+static void tfs_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
+{
+    for (size_t k = 0; k < count; k++)
+        tfs_inode_forget(I(forgets[k].ino), forgets[k].nlookup);
+    fuse_reply_none(req);
+}
+
+static void tfs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    struct stat st;
+    int rc = stat_inode(I(ino), fi, &st);
+
+    if (rc < 0)
+        fuse_reply_err(req, -rc);
+    else
+        fuse_reply_attr(req, &st, tfs_attr_timeout);
+}
+
+/* Sets the timestamps of @i (@fi: an open file's handle). */
+static int set_times(struct tfs_inode *i, const struct stat *attr, int to_set,
+                     struct fuse_file_info *fi)
+{
+    struct timespec tv[2] = {{.tv_nsec = UTIME_OMIT}, {.tv_nsec = UTIME_OMIT}};
+    char path[PATH_MAX];
+    int rc;
+
+    if (to_set & FUSE_SET_ATTR_ATIME_NOW)
+        tv[0].tv_nsec = UTIME_NOW;
+    else if (to_set & FUSE_SET_ATTR_ATIME)
+        tv[0] = attr->st_atim;
+    if (to_set & FUSE_SET_ATTR_MTIME_NOW)
+        tv[1].tv_nsec = UTIME_NOW;
+    else if (to_set & FUSE_SET_ATTR_MTIME)
+        tv[1] = attr->st_mtim;
+    /* pending data would move mtime after it was set */
+    if (fi && i->type == S_IFREG && fi->fh) {
+        tfs_file_flush(F(fi));
+        return futimens(tfs_file_fd(F(fi)), tv) < 0 ? -errno : 0;
     }
-    if (path && strcmp(path, "/" TFS_JOURNAL) == 0)
-        return -ENOENT; /* the journal is not part of the filesystem */
-    if (fstatat(tfs_store_fd, rel(path), st, AT_SYMLINK_NOFOLLOW) < 0)
-        return -errno;
-    tfs_stat_fixup(tfs_store_fd, rel(path), st);
-    set_blksize(st);
-    return 0;
-}
-
-static int tfs_access(const char *path, int mask)
-{
-    return faccessat(tfs_store_fd, rel(path), mask, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
-}
-
-static int tfs_readlink(const char *path, char *buf, size_t size)
-{
-    ssize_t n = readlinkat(tfs_store_fd, rel(path), buf, size - 1);
-
-    if (n < 0)
-        return -errno;
-    buf[n] = 0;
-    return 0;
-}
-
-static int tfs_opendir(const char *path, struct fuse_file_info *fi)
-{
-    int fd = openat(tfs_store_fd, rel(path), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    DIR *d;
-
-    if (fd < 0)
-        return -errno;
-    d = fdopendir(fd);
-    if (!d) {
-        int rc = -errno;
-
-        close(fd);
-        return rc;
+    if (i->type == S_IFREG)
+        tfs_file_by_inode(i->dev, i->ino, 1, NULL);
+    if (i->type == S_IFLNK) {
+        /* no descriptor of a symlink takes timestamps: its current path */
+        rc = tfs_inode_name(i, path, sizeof(path), 0);
+        if (rc < 0)
+            return rc;
+        return utimensat(AT_FDCWD, path, tv, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
     }
-    fi->fh = (uintptr_t)d;
-    return 0;
+    tfs_inode_path(i, path);
+    return utimensat(AT_FDCWD, path, tv, 0) < 0 ? -errno : 0;
 }
 
-/* The undo journal in the store's root is not part of the filesystem. */
-static int is_journal(DIR *d, const char *name)
+/* Truncates the regular file @i to @size. */
+static int set_size(struct tfs_inode *i, off_t size, struct fuse_file_info *fi)
 {
-    struct stat a, b;
-
-    return strcmp(name, TFS_JOURNAL) == 0 && fstat(dirfd(d), &a) == 0 &&
-           fstat(tfs_store_fd, &b) == 0 && a.st_ino == b.st_ino && a.st_dev == b.st_dev;
-}
-
-static int tfs_readdir(const char *path, void *buf, fuse_fill_dir_t fill, off_t off,
-                       struct fuse_file_info *fi, enum fuse_readdir_flags flags)
-{
-    DIR *d = (DIR *)(uintptr_t)fi->fh;
-    struct dirent *de;
-
-    (void)path;
-    (void)off;
-    (void)flags;
-    rewinddir(d);
-    errno = 0;
-    while ((de = readdir(d))) {
-        struct stat st = {.st_ino = de->d_ino, .st_mode = (mode_t)DTTOIF(de->d_type)};
-
-        if (strncmp(de->d_name, ".fuse_hidden", 12) == 0 || is_journal(d, de->d_name))
-            continue;
-        if (fill(buf, de->d_name, &st, 0, 0))
-            return 0;
-    }
-    return errno ? -errno : 0;
-}
-
-static int tfs_releasedir(const char *path, struct fuse_file_info *fi)
-{
-    (void)path;
-    closedir((DIR *)(uintptr_t)fi->fh);
-    return 0;
-}
-
-static int tfs_fsyncdir(const char *path, int datasync, struct fuse_file_info *fi)
-{
-    int fd = dirfd((DIR *)(uintptr_t)fi->fh);
-
-    (void)path;
-    return (datasync ? fdatasync(fd) : fsync(fd)) < 0 ? -errno : 0;
-}
-
-static int tfs_mknod(const char *path, mode_t mode, dev_t rdev)
-{
-    if (mknodat(tfs_store_fd, rel(path), mode, rdev) < 0)
-        return -errno;
-    own(path);
-    return 0;
-}
-
-static int tfs_mkdir(const char *path, mode_t mode)
-{
-    if (mkdirat(tfs_store_fd, rel(path), mode) < 0)
-        return -errno;
-    own(path);
-    return 0;
-}
-
-static int tfs_unlink(const char *path)
-{
-    return unlinkat(tfs_store_fd, rel(path), 0) < 0 ? -errno : 0;
-}
-
-static int tfs_rmdir(const char *path)
-{
-    return unlinkat(tfs_store_fd, rel(path), AT_REMOVEDIR) < 0 ? -errno : 0;
-}
-
-static int tfs_symlink(const char *target, const char *path)
-{
-    if (symlinkat(target, tfs_store_fd, rel(path)) < 0)
-        return -errno;
-    own(path);
-    return 0;
-}
-
-static int tfs_rename(const char *from, const char *to, unsigned int flags)
-{
-    if (renameat2(tfs_store_fd, rel(from), tfs_store_fd, rel(to), flags) < 0)
-        return -errno;
-    return 0;
-}
-
-static int tfs_link(const char *from, const char *to)
-{
-    return linkat(tfs_store_fd, rel(from), tfs_store_fd, rel(to), 0) < 0 ? -errno : 0;
-}
-
-static int tfs_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
-{
-    int rc =
-        !path && fi ? fchmod(tfs_file_fd(F(fi)), mode) : fchmodat(tfs_store_fd, rel(path), mode, 0);
-
-    return rc < 0 ? -errno : 0;
-}
-
-static int tfs_chown(const char *path, uid_t uid, gid_t gid, struct fuse_file_info *fi)
-{
-    int rc = !path && fi ? fchown(tfs_file_fd(F(fi)), uid, gid)
-                         : fchownat(tfs_store_fd, rel(path), uid, gid, AT_SYMLINK_NOFOLLOW);
-
-    return rc < 0 ? -errno : 0;
-}
-
-static int tfs_truncate(const char *path, off_t size, struct fuse_file_info *fi)
-{
+    char path[TFS_PROC_PATH], name[PATH_MAX];
     struct tfs_file *f;
     int rc;
 
     if (size < 0)
         return -EINVAL;
-    if (fi)
+    if (i->type == S_IFDIR)
+        return -EISDIR;
+    if (i->type != S_IFREG)
+        return -EINVAL;
+    if (fi && fi->fh)
         return tfs_file_truncate(F(fi), (uint64_t)size);
-    rc = tfs_file_open(tfs_store_fd, rel(path), O_WRONLY, 0, &f);
+    tfs_inode_path(i, path);
+    if (tfs_inode_name(i, name, sizeof(name), 1) < 0)
+        snprintf(name, sizeof(name), "%s", path);
+    rc = tfs_file_open(AT_FDCWD, path, name, O_WRONLY, 0, &f);
     if (rc < 0)
         return rc;
     rc = tfs_file_truncate(f, (uint64_t)size);
@@ -341,133 +270,471 @@ static int tfs_truncate(const char *path, off_t size, struct fuse_file_info *fi)
     return rc;
 }
 
-static int tfs_utimens(const char *path, const struct timespec tv[2], struct fuse_file_info *fi)
+static void tfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+                        struct fuse_file_info *fi)
 {
+    struct tfs_inode *i = I(ino);
+    char path[TFS_PROC_PATH];
+    int open_file = fi && i->type == S_IFREG && fi->fh, rc = 0;
     struct stat st;
+
+    if (to_set & FUSE_SET_ATTR_MODE) {
+        tfs_inode_path(i, path);
+        if (i->type == S_IFLNK)
+            rc = -EOPNOTSUPP;
+        else if ((open_file ? fchmod(tfs_file_fd(F(fi)), attr->st_mode)
+                            : chmod(path, attr->st_mode)) < 0)
+            rc = -errno;
+    }
+    if (rc == 0 && (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID))) {
+        uid_t uid = to_set & FUSE_SET_ATTR_UID ? attr->st_uid : (uid_t)-1;
+        gid_t gid = to_set & FUSE_SET_ATTR_GID ? attr->st_gid : (gid_t)-1;
+
+        if (fchownat(i->fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+            rc = -errno;
+    }
+    if (rc == 0 && (to_set & FUSE_SET_ATTR_SIZE))
+        rc = set_size(i, attr->st_size, fi);
+    if (rc == 0 && (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_ATIME_NOW |
+                              FUSE_SET_ATTR_MTIME_NOW)))
+        rc = set_times(i, attr, to_set, fi);
+    if (rc == 0)
+        rc = stat_inode(i, fi, &st);
+    if (rc < 0)
+        fuse_reply_err(req, -rc);
+    else
+        fuse_reply_attr(req, &st, tfs_attr_timeout);
+}
+
+static void tfs_access(fuse_req_t req, fuse_ino_t ino, int mask)
+{
+    char path[TFS_PROC_PATH];
+    struct tfs_inode *i = I(ino);
+
+    if (i->type == S_IFLNK) {
+        fuse_reply_err(req, 0);
+        return;
+    }
+    tfs_inode_path(i, path);
+    fuse_reply_err(req, access(path, mask) < 0 ? errno : 0);
+}
+
+static void tfs_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+    char buf[PATH_MAX + 1];
+    ssize_t n = readlinkat(I(ino)->fd, "", buf, sizeof(buf) - 1);
+
+    if (n < 0) {
+        fuse_reply_err(req, errno);
+        return;
+    }
+    buf[n] = 0;
+    fuse_reply_readlink(req, buf);
+}
+
+/* An open directory: its stream, and the offset of the entry read last but
+ * not yet given to the kernel (a full reply buffer leaves one behind). */
+struct dirh {
+    DIR *d;
+    struct dirent *pending;
+    off_t off; /* telldir() after the entries given so far */
+    int root;
+};
+
+static void tfs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    struct dirh *h = calloc(1, sizeof(*h));
+    int fd;
+
+    if (!h) {
+        fuse_reply_err(req, ENOMEM);
+        return;
+    }
+    fd = openat(I(ino)->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0 && !(h->d = fdopendir(fd))) {
+        int e = errno;
+
+        close(fd);
+        errno = e;
+    }
+    if (!h->d) {
+        fuse_reply_err(req, errno);
+        free(h);
+        return;
+    }
+    h->root = ino == FUSE_ROOT_ID;
+    fi->fh = (uintptr_t)h;
+    if (fuse_reply_open(req, fi) == -ENOENT) {
+        closedir(h->d);
+        free(h);
+    }
+}
+
+static void tfs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                        struct fuse_file_info *fi)
+{
+    struct dirh *h = (struct dirh *)(uintptr_t)fi->fh;
+    char *buf = malloc(size), *p = buf;
+    size_t left = size;
+    int err = 0;
+
+    (void)ino;
+    if (!buf) {
+        fuse_reply_err(req, ENOMEM);
+        return;
+    }
+    if (off != h->off) {
+        seekdir(h->d, off);
+        h->pending = NULL;
+        h->off = off;
+    }
+    for (;;) {
+        struct dirent *de = h->pending;
+        struct stat st;
+        off_t next;
+        size_t n;
+
+        if (!de) {
+            errno = 0;
+            de = readdir(h->d);
+            if (!de) {
+                err = errno;
+                break;
+            }
+        }
+        next = telldir(h->d);
+        h->pending = NULL;
+        if (strncmp(de->d_name, ".fuse_hidden", 12) == 0 ||
+            (h->root && strcmp(de->d_name, TFS_JOURNAL) == 0)) {
+            h->off = next;
+            continue;
+        }
+        memset(&st, 0, sizeof(st));
+        st.st_ino = de->d_ino;
+        st.st_mode = (mode_t)DTTOIF(de->d_type);
+        n = fuse_add_direntry(req, p, left, de->d_name, &st, next);
+        if (n > left) {
+            h->pending = de; /* the next call starts with it */
+            break;
+        }
+        p += n;
+        left -= n;
+        h->off = next;
+    }
+    if (err && p == buf)
+        fuse_reply_err(req, err);
+    else
+        fuse_reply_buf(req, buf, size - left);
+    free(buf);
+}
+
+static void tfs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    struct dirh *h = (struct dirh *)(uintptr_t)fi->fh;
+
+    (void)ino;
+    closedir(h->d);
+    free(h);
+    fuse_reply_err(req, 0);
+}
+
+static void tfs_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+    int fd = dirfd(((struct dirh *)(uintptr_t)fi->fh)->d);
+
+    (void)ino;
+    fuse_reply_err(req, (datasync ? fdatasync(fd) : fsync(fd)) < 0 ? errno : 0);
+}
+
+static void tfs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
+{
+    if (is_journal(parent, name)) {
+        fuse_reply_err(req, EEXIST);
+        return;
+    }
+    if (mknodat(I(parent)->fd, name, mode, rdev) < 0) {
+        fuse_reply_err(req, errno);
+        return;
+    }
+    own(req, I(parent), name);
+    reply_made(req, parent, name);
+}
+
+static void tfs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+    if (is_journal(parent, name)) {
+        fuse_reply_err(req, EEXIST);
+        return;
+    }
+    if (mkdirat(I(parent)->fd, name, mode) < 0) {
+        fuse_reply_err(req, errno);
+        return;
+    }
+    own(req, I(parent), name);
+    reply_made(req, parent, name);
+}
+
+static void tfs_symlink(fuse_req_t req, const char *target, fuse_ino_t parent, const char *name)
+{
+    if (is_journal(parent, name)) {
+        fuse_reply_err(req, EEXIST);
+        return;
+    }
+    if (symlinkat(target, I(parent)->fd, name) < 0) {
+        fuse_reply_err(req, errno);
+        return;
+    }
+    own(req, I(parent), name);
+    reply_made(req, parent, name);
+}
+
+static void tfs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+    if (is_journal(parent, name))
+        fuse_reply_err(req, ENOENT);
+    else
+        fuse_reply_err(req, unlinkat(I(parent)->fd, name, 0) < 0 ? errno : 0);
+}
+
+static void tfs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+    if (is_journal(parent, name))
+        fuse_reply_err(req, ENOENT);
+    else
+        fuse_reply_err(req, unlinkat(I(parent)->fd, name, AT_REMOVEDIR) < 0 ? errno : 0);
+}
+
+static void tfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+                       const char *newname, unsigned int flags)
+{
+    if (is_journal(parent, name))
+        fuse_reply_err(req, ENOENT);
+    else if (is_journal(newparent, newname))
+        fuse_reply_err(req, EACCES);
+    else
+        fuse_reply_err(req, renameat2(I(parent)->fd, name, I(newparent)->fd, newname, flags) < 0
+                                ? errno
+                                : 0);
+}
+
+static void tfs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
+{
+    struct tfs_inode *i = I(ino);
+    char path[TFS_PROC_PATH];
     int rc;
 
-    /* pending data would move mtime after it was set */
-    if (!path && fi) {
-        tfs_file_flush(F(fi));
-        rc = futimens(tfs_file_fd(F(fi)), tv);
-    } else {
-        if (fstatat(tfs_store_fd, rel(path), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode))
-            tfs_file_by_inode(st.st_dev, st.st_ino, 1, NULL);
-        rc = utimensat(tfs_store_fd, rel(path), tv, AT_SYMLINK_NOFOLLOW);
+    if (is_journal(newparent, newname)) {
+        fuse_reply_err(req, EEXIST);
+        return;
     }
-    return rc < 0 ? -errno : 0;
+    /* without CAP_DAC_READ_SEARCH, through /proc (which links a symlink
+     * itself, not its target) */
+    rc = linkat(i->fd, "", I(newparent)->fd, newname, AT_EMPTY_PATH);
+    if (rc < 0 && (errno == ENOENT || errno == EPERM)) {
+        tfs_inode_path(i, path);
+        rc = linkat(AT_FDCWD, path, I(newparent)->fd, newname, AT_SYMLINK_FOLLOW);
+    }
+    if (rc < 0) {
+        fuse_reply_err(req, errno);
+        return;
+    }
+    reply_made(req, newparent, newname);
 }
 
-static int tfs_open(const char *path, struct fuse_file_info *fi)
+/* Opens the stored file @i for @fi; 0 or -errno. */
+static int open_file(struct tfs_inode *i, struct fuse_file_info *fi, int flags, int create)
 {
+    char path[TFS_PROC_PATH], name[PATH_MAX];
     struct tfs_file *f;
-    int rc = tfs_file_open(tfs_store_fd, rel(path), fi->flags, 0, &f);
+    int rc;
 
+    tfs_inode_path(i, path);
+    if (tfs_inode_name(i, name, sizeof(name), 1) < 0)
+        snprintf(name, sizeof(name), "%s", path);
+    rc = tfs_file_open(AT_FDCWD, path, name, flags, create, &f);
     if (rc < 0)
         return rc;
     fi->fh = (uintptr_t)f;
     return 0;
 }
 
-static int tfs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
+static void tfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-    struct tfs_file *f;
-    int fd, rc = create_stored(path, mode);
+    struct tfs_inode *i = I(ino);
+    int rc = i->type == S_IFREG ? open_file(i, fi, fi->flags, 0) : -EINVAL;
 
+    if (rc < 0)
+        fuse_reply_err(req, -rc);
+    else if (fuse_reply_open(req, fi) == -ENOENT)
+        tfs_file_release(F(fi)); /* the opener was interrupted */
+}
+
+/* Creates the stored file @name in @parent holding the tinyfs header, in one
+ * step: an unnamed file (O_TMPFILE) gets the header and its owner, then its
+ * name. A crash so never leaves an empty stored file, which framing decoders
+ * reject. 0, -EEXIST, -EOPNOTSUPP when the store cannot do it, or -errno. */
+static int create_stored(fuse_req_t req, struct tfs_inode *parent, const char *name, mode_t mode)
+{
+    unsigned char hdr[TFS_HDR_LEN];
+    char proc[64];
+    uid_t uid;
+    gid_t gid;
+    int fd, rc = 0;
+
+    fd = openat(parent->fd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, mode & 07777);
+    if (fd < 0)
+        return errno == EISDIR || errno == EOPNOTSUPP || errno == EINVAL ? -EOPNOTSUPP : -errno;
+    tfs_header_build(hdr);
+    if (pwrite(fd, hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr))
+        rc = errno ? -errno : -EIO;
+    if (rc == 0 && owner_for(req, parent, &uid, &gid))
+        fchown(fd, uid, gid);
+    snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+    if (rc == 0 && linkat(AT_FDCWD, proc, parent->fd, name, AT_SYMLINK_FOLLOW) < 0)
+        rc = errno == ENOENT && access("/proc/self/fd", X_OK) < 0 ? -EOPNOTSUPP : -errno;
+    close(fd);
+    return rc;
+}
+
+static void tfs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+                       struct fuse_file_info *fi)
+{
+    struct tfs_inode *p = I(parent), *i;
+    struct fuse_entry_param e;
+    int fd, rc;
+
+    if (is_journal(parent, name)) {
+        fuse_reply_err(req, EACCES);
+        return;
+    }
+    rc = create_stored(req, p, name, mode);
     if (rc == -EEXIST && (fi->flags & O_EXCL))
-        return rc;
+        goto fail;
     if (rc < 0 && rc != -EEXIST) {
         if (rc != -EOPNOTSUPP)
-            return rc;
+            goto fail;
         /* no O_TMPFILE: an empty file, made a tinyfs file when opened */
-        fd = openat(tfs_store_fd, rel(path), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, mode);
+        fd = openat(p->fd, name, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, mode);
         if (fd >= 0) {
-            own(path);
+            own(req, p, name);
         } else if (errno == EEXIST && !(fi->flags & O_EXCL)) {
-            fd = openat(tfs_store_fd, rel(path), O_WRONLY | O_CLOEXEC);
+            fd = openat(p->fd, name, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
         }
-        if (fd < 0)
-            return -errno;
+        if (fd < 0) {
+            rc = -errno;
+            goto fail;
+        }
         close(fd);
     }
-    rc = tfs_file_open(tfs_store_fd, rel(path), fi->flags & ~(O_CREAT | O_EXCL), 1, &f);
+    rc = do_lookup(parent, name, &e);
     if (rc < 0)
-        return rc;
-    fi->fh = (uintptr_t)f;
-    return 0;
+        goto fail;
+    i = I(e.ino);
+    rc = i->type == S_IFREG ? open_file(i, fi, fi->flags & ~(O_CREAT | O_EXCL), 1)
+                            : i->type == S_IFDIR ? -EISDIR : -EINVAL;
+    if (rc < 0) {
+        tfs_inode_forget(i, 1);
+        goto fail;
+    }
+    /* the size the lookup saw may predate an O_TRUNC */
+    tfs_file_fstat(F(fi), &e.attr);
+    set_blksize(&e.attr);
+    if (fuse_reply_create(req, &e, fi) == -ENOENT) {
+        tfs_file_release(F(fi));
+        tfs_inode_forget(i, 1);
+    }
+    return;
+fail:
+    fuse_reply_err(req, -rc);
 }
 
-static int tfs_read(const char *path, char *buf, size_t size, off_t off, struct fuse_file_info *fi)
-{
-    (void)path;
-    return (int)tfs_file_read(F(fi), buf, size, (uint64_t)off);
-}
-
-static int tfs_write(const char *path, const char *buf, size_t size, off_t off,
+static void tfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                      struct fuse_file_info *fi)
 {
-    (void)path;
+    char *buf = malloc(size ? size : 1);
+    ssize_t n;
+
+    (void)ino;
+    if (!buf) {
+        fuse_reply_err(req, ENOMEM);
+        return;
+    }
+    n = tfs_file_read(F(fi), buf, size, (uint64_t)off);
+    if (n < 0)
+        fuse_reply_err(req, (int)-n);
+    else
+        fuse_reply_buf(req, buf, (size_t)n);
+    free(buf);
+}
+
+static void tfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+                      struct fuse_file_info *fi)
+{
     /* the kernel already turned O_APPEND into the end-of-file offset */
-    return (int)tfs_file_write(F(fi), buf, size, (uint64_t)off, 0);
+    ssize_t n = tfs_file_write(F(fi), buf, size, (uint64_t)off, 0);
+
+    (void)ino;
+    if (n < 0)
+        fuse_reply_err(req, (int)-n);
+    else
+        fuse_reply_write(req, (size_t)n);
 }
 
-static int tfs_statfs(const char *path, struct statvfs *st)
+static void tfs_statfs(fuse_req_t req, fuse_ino_t ino)
 {
-    (void)path;
-    return fstatvfs(tfs_store_fd, st) < 0 ? -errno : 0;
+    struct statvfs st;
+
+    (void)ino;
+    if (fstatvfs(tfs_store_fd, &st) < 0)
+        fuse_reply_err(req, errno);
+    else
+        fuse_reply_statfs(req, &st);
 }
 
-static int tfs_flush(const char *path, struct fuse_file_info *fi)
+static void tfs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-    (void)path;
-    return tfs_file_flush(F(fi));
+    (void)ino;
+    fuse_reply_err(req, -tfs_file_flush(F(fi)));
 }
 
-static int tfs_release(const char *path, struct fuse_file_info *fi)
+static void tfs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-    (void)path;
+    (void)ino;
     tfs_file_release(F(fi));
-    return 0;
+    fuse_reply_err(req, 0);
 }
 
-static int tfs_fsync(const char *path, int datasync, struct fuse_file_info *fi)
+static void tfs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
-    (void)path;
-    return tfs_file_fsync(F(fi), datasync);
+    (void)ino;
+    fuse_reply_err(req, -tfs_file_fsync(F(fi), datasync));
 }
 
-static int tfs_fallocate(const char *path, int mode, off_t off, off_t len,
-                         struct fuse_file_info *fi)
+static void tfs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
+                          struct fuse_file_info *fi)
 {
-    (void)path;
+    (void)ino;
     if (off < 0 || len <= 0)
-        return -EINVAL;
-    return tfs_file_fallocate(F(fi), mode, (uint64_t)off, (uint64_t)len);
-}
-
-/* l*xattr() need a path: the store's absolute path plus the relative one. */
-static int full(char *buf, const char *path)
-{
-    int n = snprintf(buf, PATH_MAX, "%s/%s", tfs_store_path, rel(path));
-
-    return n < 0 || n >= PATH_MAX ? -ENAMETOOLONG : 0;
+        fuse_reply_err(req, EINVAL);
+    else
+        fuse_reply_err(req, -tfs_file_fallocate(F(fi), mode, (uint64_t)off, (uint64_t)len));
 }
 
 /* The stored bytes of a tinyfs file: header and chunks without the padding. */
-static int stored_size(const char *path, uint64_t *out)
+static int stored_size(struct tfs_inode *i, uint64_t *out)
 {
+    char path[TFS_PROC_PATH];
     uint64_t logical;
     struct stat st;
-    int fd = openat(tfs_store_fd, rel(path), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    int rc = 0;
+    int fd, rc = 0;
 
+    if (i->type != S_IFREG)
+        return -ENODATA;
+    tfs_inode_path(i, path);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return -errno;
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return -ENODATA;
-    }
-    tfs_file_by_inode(st.st_dev, st.st_ino, 1, NULL);
+    tfs_file_by_inode(i->dev, i->ino, 1, NULL);
     if (fstat(fd, &st) < 0) {
         rc = -errno;
         goto out;
@@ -481,72 +748,113 @@ out:
     return rc;
 }
 
-static int tfs_getxattr(const char *path, const char *name, char *value, size_t size)
+/* A path the l*xattr() calls take for @i: /proc/self/fd/N reaches every
+ * object but a symlink, which is taken by its current path. */
+static int xattr_path(struct tfs_inode *i, char *buf, size_t size)
 {
-    char p[PATH_MAX], num[32];
+    if (i->type == S_IFLNK)
+        return tfs_inode_name(i, buf, size, 0);
+    tfs_inode_path(i, buf);
+    return 0;
+}
+
+/* Replies to a get/list xattr call with @n bytes of @value (@n < 0: -errno). */
+static void reply_xattr(fuse_req_t req, size_t size, const char *value, ssize_t n)
+{
+    if (n < 0)
+        fuse_reply_err(req, (int)-n);
+    else if (size == 0)
+        fuse_reply_xattr(req, (size_t)n);
+    else
+        fuse_reply_buf(req, value, (size_t)n);
+}
+
+static void tfs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+    struct tfs_inode *i = I(ino);
+    char p[PATH_MAX], *value = NULL;
     ssize_t n;
     int rc;
 
     if (strcmp(name, TFS_XATTR_STORED) == 0) {
         uint64_t v = 0;
 
-        rc = stored_size(path, &v);
+        rc = stored_size(i, &v);
+        n = snprintf(p, sizeof(p), "%llu", (unsigned long long)v);
         if (rc < 0)
-            return rc;
-        n = snprintf(num, sizeof(num), "%llu", (unsigned long long)v);
-        if (size == 0)
-            return (int)n;
-        if ((size_t)n > size)
-            return -ERANGE;
-        memcpy(value, num, (size_t)n);
-        return (int)n;
+            n = rc;
+        else if (size && (size_t)n > size)
+            n = -ERANGE;
+        reply_xattr(req, size, p, n);
+        return;
     }
-    rc = full(p, path);
-    if (rc < 0)
-        return rc;
-    n = lgetxattr(p, name, value, size);
-    return n < 0 ? -errno : (int)n;
+    rc = xattr_path(i, p, sizeof(p));
+    if (rc == 0 && size && !(value = malloc(size)))
+        rc = -ENOMEM;
+    if (rc < 0) {
+        fuse_reply_err(req, -rc);
+        return;
+    }
+    n = i->type == S_IFLNK ? lgetxattr(p, name, value, size) : getxattr(p, name, value, size);
+    reply_xattr(req, size, value, n < 0 ? -errno : n);
+    free(value);
 }
 
-static int tfs_setxattr(const char *path, const char *name, const char *value, size_t size,
-                        int flags)
+static void tfs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
-    char p[PATH_MAX];
-    int rc = full(p, path);
-
-    if (strncmp(name, "user.tinyfs.", 12) == 0)
-        return -EPERM;
-    if (rc < 0)
-        return rc;
-    return lsetxattr(p, name, value, size, flags) < 0 ? -errno : 0;
-}
-
-static int tfs_listxattr(const char *path, char *list, size_t size)
-{
-    char p[PATH_MAX];
-    int rc = full(p, path);
+    struct tfs_inode *i = I(ino);
+    char p[PATH_MAX], *list = NULL;
     ssize_t n;
+    int rc = xattr_path(i, p, sizeof(p));
 
-    if (rc < 0)
-        return rc;
-    n = llistxattr(p, list, size);
-    return n < 0 ? -errno : (int)n;
+    if (rc == 0 && size && !(list = malloc(size)))
+        rc = -ENOMEM;
+    if (rc < 0) {
+        fuse_reply_err(req, -rc);
+        return;
+    }
+    n = i->type == S_IFLNK ? llistxattr(p, list, size) : listxattr(p, list, size);
+    reply_xattr(req, size, list, n < 0 ? -errno : n);
+    free(list);
 }
 
-static int tfs_removexattr(const char *path, const char *name)
+static void tfs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+                         size_t size, int flags)
 {
+    struct tfs_inode *i = I(ino);
     char p[PATH_MAX];
-    int rc = full(p, path);
+    int rc;
 
-    if (rc < 0)
-        return rc;
-    return lremovexattr(p, name) < 0 ? -errno : 0;
+    if (strncmp(name, "user.tinyfs.", 12) == 0) {
+        fuse_reply_err(req, EPERM);
+        return;
+    }
+    rc = xattr_path(i, p, sizeof(p));
+    if (rc == 0 && (i->type == S_IFLNK ? lsetxattr(p, name, value, size, flags)
+                                       : setxattr(p, name, value, size, flags)) < 0)
+        rc = -errno;
+    fuse_reply_err(req, -rc);
 }
 
-const struct fuse_operations tfs_ops = {
+static void tfs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+    struct tfs_inode *i = I(ino);
+    char p[PATH_MAX];
+    int rc = xattr_path(i, p, sizeof(p));
+
+    if (rc == 0 && (i->type == S_IFLNK ? lremovexattr(p, name) : removexattr(p, name)) < 0)
+        rc = -errno;
+    fuse_reply_err(req, -rc);
+}
+
+const struct fuse_lowlevel_ops tfs_ops = {
     .init = tfs_init,
     .destroy = tfs_destroy,
+    .lookup = tfs_lookup,
+    .forget = tfs_forget,
+    .forget_multi = tfs_forget_multi,
     .getattr = tfs_getattr,
+    .setattr = tfs_setattr,
     .access = tfs_access,
     .readlink = tfs_readlink,
     .opendir = tfs_opendir,
@@ -560,10 +868,6 @@ const struct fuse_operations tfs_ops = {
     .symlink = tfs_symlink,
     .rename = tfs_rename,
     .link = tfs_link,
-    .chmod = tfs_chmod,
-    .chown = tfs_chown,
-    .truncate = tfs_truncate,
-    .utimens = tfs_utimens,
     .open = tfs_open,
     .create = tfs_create,
     .read = tfs_read,

@@ -7,7 +7,8 @@
  *   journal.c the undo journal of in-place rewrites and its replay
  *   codec.c   the connection to tinyd: chunk compress/decompress, reconnects
  *   file.c    open-file state: chunk cache, dirty chunks, write-back
- *   ops.c     the FUSE operations
+ *   inode.c   the kernel's inodes: one per stored object
+ *   ops.c     the FUSE operations (low-level interface)
  *   main.c    options, starting tinyd, mounting
  */
 #ifndef TINYFS_H
@@ -218,14 +219,51 @@ ssize_t tfs_decompress_wait(tiny_req *req, const void *rec, size_t rec_len, void
  * and sets *rec to shared read-only memory, or -errno. */
 ssize_t tfs_zero_record(uint32_t len, const unsigned char **rec, unsigned char *scratch);
 
+/* ---- inode.c: the kernel's inodes ---- */
+
+/* A stored object the kernel knows, by its node id (tfs_inode_id). */
+struct tfs_inode {
+    int fd;           /* O_PATH | O_NOFOLLOW descriptor of the stored object */
+    dev_t dev;        /* its identity in the store */
+    ino_t ino;
+    mode_t type;      /* S_IFMT bits */
+    uint64_t nlookup; /* the kernel's references (lookups not yet forgotten) */
+    struct tfs_inode *next;
+};
+
+#define TFS_PROC_PATH 32 /* "/proc/self/fd/N" */
+
+/* Opens the store's root as the root inode. 0 or -errno. Before mounting. */
+int tfs_inode_init(int storefd);
+/* Closes every inode (at unmount, after the last request). */
+void tfs_inode_fini(void);
+/* The inode of a node id the kernel sent, and the node id of an inode. */
+struct tfs_inode *tfs_inode_get(uint64_t id);
+uint64_t tfs_inode_id(const struct tfs_inode *i);
+int tfs_inode_is_root(const struct tfs_inode *i);
+/* Finds @name in the directory @parent: fills @st (lstat) and *out, taking
+ * one lookup reference (the kernel's, or the caller's to forget). 0 or
+ * -errno. Thread-safe. */
+int tfs_inode_lookup(struct tfs_inode *parent, const char *name, struct stat *st,
+                     struct tfs_inode **out);
+/* Drops @n lookup references; the last frees @i. Thread-safe. */
+void tfs_inode_forget(struct tfs_inode *i, uint64_t n);
+/* "/proc/self/fd/N" of @i: opening it reopens the object itself. */
+void tfs_inode_path(const struct tfs_inode *i, char buf[TFS_PROC_PATH]);
+/* The current path of @i: absolute, or relative to the store with @rel (for
+ * log lines and the journal). 0 or -errno. */
+int tfs_inode_name(const struct tfs_inode *i, char *buf, size_t size, int rel);
+
 /* ---- file.c: open files ---- */
 
 struct tfs_file;
 
-/* Opens the stored file @path (relative to the store fd @dirfd) for a FUSE
- * open with @flags, sharing one state per stored inode. @create: the file
- * was just created empty. @name: used in log lines. */
-int tfs_file_open(int dirfd, const char *path, int flags, int create, struct tfs_file **f);
+/* Opens the stored file @path (relative to @dirfd) for a FUSE open with
+ * @flags, sharing one state per stored inode. @create: the file was just
+ * created empty. @name: its path in the store, for log lines and the
+ * journal. */
+int tfs_file_open(int dirfd, const char *path, const char *name, int flags, int create,
+                  struct tfs_file **f);
 void tfs_file_release(struct tfs_file *f);
 ssize_t tfs_file_read(struct tfs_file *f, char *buf, size_t size, uint64_t off);
 ssize_t tfs_file_write(struct tfs_file *f, const char *buf, size_t size, uint64_t off, int append);
@@ -240,9 +278,9 @@ int tfs_file_fallocate(struct tfs_file *f, int mode, uint64_t off, uint64_t len)
  * fills st_size; returns 1 if found, 0 if not. */
 int tfs_file_by_inode(dev_t dev, ino_t ino, int flush, uint64_t *size);
 
-/* Fixes up @st (an lstat of the stored file @path) to logical values:
+/* Fixes up @st (an lstat of the stored object @i) to logical values:
  * st_size of an open or tinyfs-format file. */
-void tfs_stat_fixup(int dirfd, const char *path, struct stat *st);
+void tfs_stat_fixup(const struct tfs_inode *i, struct stat *st);
 
 /* At unmount: closes the journal and removes it when no entry is live. */
 void tfs_file_journal_close(void);
@@ -251,6 +289,7 @@ void tfs_file_journal_close(void);
 void tfs_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 extern int tfs_foreground;
-extern int tfs_store_fd; /* the store directory */
+extern int tfs_store_fd;          /* the store directory */
+extern const char *tfs_store_path; /* and its absolute path */
 
 #endif /* TINYFS_H */
