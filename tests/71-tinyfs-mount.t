@@ -263,12 +263,16 @@ diff -r --no-dereference "$GEN" "$MNT/rsync" >/dev/null && diff -r "$DATA_DIR" "
 ok $? "after a remount everything is still there"
 
 # --- -o attr_timeout: attributes cached by the kernel ------------------------------------
-# Without the option every stat reaches tinyfs, so a change made in the store
-# behind the mount shows at once; with it, the kernel answers from its cache.
+# With attr_timeout=0 every stat reaches tinyfs, so a change made in the store
+# behind the mount shows at once; with a timeout, the kernel answers from its
+# cache, and what is written through the mount is still seen at once (du too).
+umount_fs
+mount_fs -o attr_timeout=0
+ok $? "mount with -o attr_timeout=0"
 printf short >"$STORE/behind.txt"
 [ "$(stat -c %s "$MNT/behind.txt")" = 5 ] && printf 'much longer' >"$STORE/behind.txt" &&
     [ "$(stat -c %s "$MNT/behind.txt")" = 11 ]
-ok $? "by default the kernel caches no attributes (a change in the store shows at once)"
+ok $? "with 0 the kernel caches no attributes (a change in the store shows at once)"
 umount_fs
 mount_fs -o attr_timeout=60
 ok $? "mount with -o attr_timeout=60"
@@ -280,6 +284,18 @@ cp "$DATA_DIR/alice29.txt" "$MNT/cached.txt" && cmp -s "$MNT/cached.txt" "$DATA_
     [ "$(stat -c %s "$MNT/cached.txt")" = "$(stat -c %s "$DATA_DIR/alice29.txt")" ] &&
     diff -r "$DATA_DIR" "$MNT/corpus" >/dev/null
 ok $? "and files written and read through the mount are right"
+# du right after close(2), with st_blocks cached while writing
+exec 3>"$MNT/blocks.txt" && cat "$DATA_DIR/alice29.txt" >&3 && stat "$MNT/blocks.txt" >/dev/null &&
+    exec 3>&- && [ "$(stat -c %b "$MNT/blocks.txt")" = "$(stat -c %b "$STORE/blocks.txt")" ]
+ok $? "st_blocks after close is the stored file's"
+ln "$MNT/cached.txt" "$MNT/cached2.txt" &&
+    [ "$(stat -c %h:%Z "$MNT/cached.txt")" = "$(stat -c %h:%Z "$STORE/cached.txt")" ] &&
+    [ "$(stat -c %i:%h "$MNT/cached2.txt")" = "$(stat -c %i:%h "$MNT/cached.txt")" ]
+ok $? "after link(2) both names show the new link count (one kernel inode)"
+printf 'through the other name' >>"$MNT/cached2.txt" &&
+    [ "$(stat -c %s "$MNT/cached.txt")" = $(($(stat -c %s "$DATA_DIR/alice29.txt") + 22)) ] &&
+    tail -c 22 "$MNT/cached.txt" | grep -qx 'through the other name'
+ok $? "a write through one name is seen through the other at once"
 umount_fs
 mount_fs
 ok $? "mount again with the defaults"

@@ -165,7 +165,7 @@ static void usage(const char *prog)
            "    -o read_ahead_kb=KIB   kernel read-ahead of the mount, set when root\n"
            "                           (default 1024; 0: the kernel's 128)\n"
            "    -o attr_timeout=SECS   how long the kernel caches attributes\n"
-           "                           (default 0; see tinyfs(1) before raising it)\n"
+           "                           (default 1; 0: every stat asks tinyfs)\n"
            "    -o max_write=BYTES, -o [no_]splice_read... : see fuse_parse_conn_info_opts\n\n",
            prog);
 }
@@ -180,6 +180,7 @@ int main(int argc, char *argv[])
     char *store = NULL, fsopt[PATH_MAX + 64];
     int rc = 1;
 
+    c.attr_timeout = tfs_attr_timeout;
     if (fuse_opt_parse(&args, &c, opts, opt_proc) < 0)
         return 2;
     if (c.version) {

@@ -42,7 +42,7 @@ const char *tfs_store_path;
 /* FUSE settings (main.c fills them from the options; docs/man/tinyfs.1) */
 unsigned tfs_max_write = TFS_MAX_WRITE;
 unsigned tfs_st_blksize = TFS_ST_BLKSIZE;
-double tfs_attr_timeout; /* -o attr_timeout */
+double tfs_attr_timeout = 1.0; /* -o attr_timeout */
 struct fuse_conn_info_opts *tfs_conn_opts;
 
 static struct tfs_inode *I(fuse_ino_t ino)
