@@ -299,6 +299,9 @@ ok $? "a write through one name is seen through the other at once"
 umount_fs
 mount_fs
 ok $? "mount again with the defaults"
+printf x >"$TMP_DIR/acl-src" && chmod 640 "$TMP_DIR/acl-src" && cp -a "$TMP_DIR/acl-src" "$MNT/acl-dst" &&
+    [ "$(stat -c %a "$MNT/acl-dst")" = 640 ] && [ "$(stat -c %a "$STORE/acl-dst")" = 640 ]
+ok $? "cp -a: the mode its ACL xattr sets is seen at once, not the cached one of the create"
 
 # --- multi-user: allow_other as root -------------------------------------------------------
 if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <syslog.h>
@@ -27,6 +28,7 @@
 extern const struct fuse_lowlevel_ops tfs_ops;
 extern unsigned tfs_max_write, tfs_st_blksize;
 extern double tfs_attr_timeout;
+extern struct fuse_session *tfs_se;
 extern struct fuse_conn_info_opts *tfs_conn_opts;
 
 int tfs_foreground;
@@ -152,6 +154,19 @@ static void set_read_ahead(const char *mnt, int kb)
     pthread_detach(t);
 }
 
+/* The kernel holds a reference to every inode it caches, and each is an
+ * open O_PATH descriptor here (inode.c): a tree of many thousand files
+ * needs more than the usual soft limit of 1024, so take the hard one. */
+static void raise_nofile(void)
+{
+    struct rlimit r;
+
+    if (getrlimit(RLIMIT_NOFILE, &r) == 0 && r.rlim_cur < r.rlim_max) {
+        r.rlim_cur = r.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &r);
+    }
+}
+
 static void usage(const char *prog)
 {
     printf("usage: %s [options] STORE MOUNTPOINT\n\n"
@@ -254,6 +269,7 @@ int main(int argc, char *argv[])
         tfs_codec_set_wait(c.tinyd_wait > 86400 ? 86400000u : (unsigned)c.tinyd_wait * 1000u);
     if (tfs_codec_ensure_daemon(argv[0]) < 0)
         goto out;
+    raise_nofile();
     rc = tfs_inode_init(tfs_store_fd);
     if (rc < 0) {
         fprintf(stderr, "tinyfs: cannot open store %s: %s\n", store, strerror(-rc));
@@ -264,6 +280,7 @@ int main(int argc, char *argv[])
     se = fuse_session_new(&args, &tfs_ops, sizeof(tfs_ops), NULL);
     if (!se)
         goto out_inodes;
+    tfs_se = se;
     if (fuse_session_mount(se, o.mountpoint) != 0)
         goto out_destroy;
     if (!o.foreground)
@@ -283,7 +300,8 @@ int main(int argc, char *argv[])
         /* libfuse 3.14 leaves an unset max_threads at -1 and complains */
         fuse_loop_cfg_set_max_threads(
             lc, o.max_threads > 0 && o.max_threads <= 100000 ? o.max_threads : 10);
-        fuse_loop_cfg_set_idle_threads(lc, o.max_idle_threads);
+        if (o.max_idle_threads != UINT_MAX) /* else unset: libfuse's default */
+            fuse_loop_cfg_set_idle_threads(lc, o.max_idle_threads);
         rc = fuse_session_loop_mt(se, lc) ? 1 : 0;
         fuse_loop_cfg_destroy(lc);
     }

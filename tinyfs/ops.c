@@ -44,6 +44,7 @@ unsigned tfs_max_write = TFS_MAX_WRITE;
 unsigned tfs_st_blksize = TFS_ST_BLKSIZE;
 double tfs_attr_timeout = 1.0; /* -o attr_timeout */
 struct fuse_conn_info_opts *tfs_conn_opts;
+struct fuse_session *tfs_se; /* for notifications to the kernel */
 
 static struct tfs_inode *I(fuse_ino_t ino)
 {
@@ -758,6 +759,16 @@ static int xattr_path(struct tfs_inode *i, char *buf, size_t size)
     return 0;
 }
 
+/* A changed xattr changes the ctime, and an ACL (system.posix_acl_access,
+ * which cp -a sets) the mode, behind the attributes the kernel caches: they
+ * are dropped before the reply. Only attributes, no page: this cannot wait
+ * for a lock the kernel holds for the request. */
+static void xattr_changed(fuse_ino_t ino)
+{
+    if (tfs_se)
+        fuse_lowlevel_notify_inval_inode(tfs_se, ino, -1, 0);
+}
+
 /* Replies to a get/list xattr call with @n bytes of @value (@n < 0: -errno). */
 static void reply_xattr(fuse_req_t req, size_t size, const char *value, ssize_t n)
 {
@@ -833,6 +844,8 @@ static void tfs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const
     if (rc == 0 && (i->type == S_IFLNK ? lsetxattr(p, name, value, size, flags)
                                        : setxattr(p, name, value, size, flags)) < 0)
         rc = -errno;
+    if (rc == 0)
+        xattr_changed(ino);
     fuse_reply_err(req, -rc);
 }
 
@@ -844,6 +857,8 @@ static void tfs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 
     if (rc == 0 && (i->type == S_IFLNK ? lremovexattr(p, name) : removexattr(p, name)) < 0)
         rc = -errno;
+    if (rc == 0)
+        xattr_changed(ino);
     fuse_reply_err(req, -rc);
 }
 
