@@ -132,13 +132,14 @@ $(REPLAYS): $(O)/obj/tests/fuzz/replay.o $(O)/obj/libtiny/format.o
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ -lsnappy -lisal $(LDLIBS)
 
-# The FUSE passthrough baseline of tests/bench/fs.sh needs libfuse3.
+# The FUSE passthrough baseline of tests/bench/fs.sh needs libfuse3 and
+# shares tinyfs's table of kernel inodes (inode.o, tinyfs.h).
 $(O)/obj/tests/bench/passthrough.o: tests/bench/passthrough.c
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  CC      $@")
-	$(Q)$(CC) $(CFLAGS) $(FUSE_CFLAGS) -c -o $@ $<
+	$(Q)$(CC) $(CFLAGS) -Itinyfs $(FUSE_CFLAGS) -c -o $@ $<
 
-$(O)/bench/passthrough: $(O)/obj/tests/bench/passthrough.o
+$(O)/bench/passthrough: $(O)/obj/tests/bench/passthrough.o $(O)/obj/tinyfs/inode.o
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(FUSE_LIBS) $(LDLIBS)
