@@ -137,8 +137,9 @@ static int do_lookup(fuse_ino_t parent, const char *name, struct fuse_entry_para
     return 0;
 }
 
-/* Replies to a call that made @name in @parent with its entry. */
-static void reply_made(fuse_req_t req, fuse_ino_t parent, const char *name)
+/* Replies with the entry of @name in @parent: a lookup, or a call that made
+ * it. */
+static void tfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
     struct fuse_entry_param e;
     int rc = do_lookup(parent, name, &e);
@@ -174,17 +175,6 @@ static void tfs_destroy(void *data)
     (void)data;
     tfs_file_journal_close();
     tfs_codec_fini();
-}
-
-static void tfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
-{
-    struct fuse_entry_param e;
-    int rc = do_lookup(parent, name, &e);
-
-    if (rc < 0)
-        fuse_reply_err(req, -rc);
-    else
-        fuse_reply_entry(req, &e);
 }
 
 static void tfs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
@@ -458,7 +448,7 @@ static void tfs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
         return;
     }
     own(req, I(parent), name);
-    reply_made(req, parent, name);
+    tfs_lookup(req, parent, name);
 }
 
 static void tfs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
@@ -472,7 +462,7 @@ static void tfs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
         return;
     }
     own(req, I(parent), name);
-    reply_made(req, parent, name);
+    tfs_lookup(req, parent, name);
 }
 
 static void tfs_symlink(fuse_req_t req, const char *target, fuse_ino_t parent, const char *name)
@@ -486,7 +476,7 @@ static void tfs_symlink(fuse_req_t req, const char *target, fuse_ino_t parent, c
         return;
     }
     own(req, I(parent), name);
-    reply_made(req, parent, name);
+    tfs_lookup(req, parent, name);
 }
 
 static void tfs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -539,7 +529,7 @@ static void tfs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const
         fuse_reply_err(req, errno);
         return;
     }
-    reply_made(req, newparent, newname);
+    tfs_lookup(req, newparent, newname);
 }
 
 /* Opens the stored file @i for @fi; 0 or -errno. */
