@@ -235,10 +235,21 @@ static int set_times(struct tfs_inode *i, const struct stat *attr, int to_set,
     return utimensat(AT_FDCWD, path, tv, 0) < 0 ? -errno : 0;
 }
 
+/* Opens the stored file of @i (file.c), named in log lines and the journal
+ * by its path in the store; 0 or -errno. */
+static int open_stored(struct tfs_inode *i, int flags, int create, struct tfs_file **f)
+{
+    char path[TFS_PROC_PATH], name[PATH_MAX];
+
+    tfs_inode_path(i, path);
+    if (tfs_inode_name(i, name, sizeof(name), 1) < 0)
+        snprintf(name, sizeof(name), "%s", path);
+    return tfs_file_open(AT_FDCWD, path, name, flags, create, f);
+}
+
 /* Truncates the regular file @i to @size. */
 static int set_size(struct tfs_inode *i, off_t size, struct fuse_file_info *fi)
 {
-    char path[TFS_PROC_PATH], name[PATH_MAX];
     struct tfs_file *f;
     int rc;
 
@@ -250,10 +261,7 @@ static int set_size(struct tfs_inode *i, off_t size, struct fuse_file_info *fi)
         return -EINVAL;
     if (fi && fi->fh)
         return tfs_file_truncate(F(fi), (uint64_t)size);
-    tfs_inode_path(i, path);
-    if (tfs_inode_name(i, name, sizeof(name), 1) < 0)
-        snprintf(name, sizeof(name), "%s", path);
-    rc = tfs_file_open(AT_FDCWD, path, name, O_WRONLY, 0, &f);
+    rc = open_stored(i, O_WRONLY, 0, &f);
     if (rc < 0)
         return rc;
     rc = tfs_file_truncate(f, (uint64_t)size);
@@ -532,28 +540,14 @@ static void tfs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const
     tfs_lookup(req, newparent, newname);
 }
 
-/* Opens the stored file @i for @fi; 0 or -errno. */
-static int open_file(struct tfs_inode *i, struct fuse_file_info *fi, int flags, int create)
-{
-    char path[TFS_PROC_PATH], name[PATH_MAX];
-    struct tfs_file *f;
-    int rc;
-
-    tfs_inode_path(i, path);
-    if (tfs_inode_name(i, name, sizeof(name), 1) < 0)
-        snprintf(name, sizeof(name), "%s", path);
-    rc = tfs_file_open(AT_FDCWD, path, name, flags, create, &f);
-    if (rc < 0)
-        return rc;
-    fi->fh = (uintptr_t)f;
-    return 0;
-}
 
 static void tfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     struct tfs_inode *i = I(ino);
-    int rc = i->type == S_IFREG ? open_file(i, fi, fi->flags, 0) : -EINVAL;
+    struct tfs_file *f = NULL;
+    int rc = i->type == S_IFREG ? open_stored(i, fi->flags, 0, &f) : -EINVAL;
 
+    fi->fh = (uintptr_t)f;
     if (rc < 0)
         fuse_reply_err(req, -rc);
     else if (fuse_reply_open(req, fi) == -ENOENT)
@@ -591,6 +585,7 @@ static void tfs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode
                        struct fuse_file_info *fi)
 {
     struct tfs_inode *p = I(parent), *i;
+    struct tfs_file *f = NULL;
     struct fuse_entry_param e;
     int fd, rc;
 
@@ -621,8 +616,9 @@ static void tfs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode
     if (rc < 0)
         goto fail;
     i = I(e.ino);
-    rc = i->type == S_IFREG ? open_file(i, fi, fi->flags & ~(O_CREAT | O_EXCL), 1)
+    rc = i->type == S_IFREG ? open_stored(i, fi->flags & ~(O_CREAT | O_EXCL), 1, &f)
                             : i->type == S_IFDIR ? -EISDIR : -EINVAL;
+    fi->fh = (uintptr_t)f;
     if (rc < 0) {
         tfs_inode_forget(i, 1);
         goto fail;
