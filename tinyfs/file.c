@@ -18,7 +18,9 @@
  * read ahead with fadvise (the kernel's own read-ahead is off on the stored
  * file: it would read the groups' padding holes). Readers hold the file's
  * lock neither while they read the store nor while they wait for tinyd, so
- * the kernel's concurrent read requests overlap (see struct tfs_file).
+ * the kernel's concurrent read requests overlap (see struct tfs_file). A
+ * chunk decoded for a read that is not sequential is offered whole to
+ * pagecache.c, for the kernel's page cache.
  * Memory is bounded by NENT entries per open file, whatever the file size.
  *
  * Store invariants: chunks [0, valid_n) of the stored file hold valid data
@@ -1462,10 +1464,11 @@ int tfs_file_truncate(struct tfs_file *f, uint64_t size)
     return rc;
 }
 
-ssize_t tfs_file_read(struct tfs_file *f, char *buf, size_t size, uint64_t off)
+ssize_t tfs_file_read(struct tfs_file *f, struct tfs_inode *i, char *buf, size_t size, uint64_t off)
 {
     size_t done = 0;
     ssize_t rc = 0;
+    int seq = 0;
 
     pthread_mutex_lock(&f->lock);
     if (f->plain) {
@@ -1481,7 +1484,8 @@ ssize_t tfs_file_read(struct tfs_file *f, char *buf, size_t size, uint64_t off)
          * tinyd, and a sequential reader's next ones too; the kernel's
          * read-ahead requests may arrive a little out of order */
         uint64_t first = off / TFS_CHUNK, last = (off + size - 1) / TFS_CHUNK;
-        int seq =
+
+        seq =
             off > 0 && (off == f->next_off || (size > TFS_CHUNK && off <= f->next_off + SEQ_SLACK &&
                                                off + SEQ_SLACK >= f->next_off));
 
@@ -1499,13 +1503,21 @@ ssize_t tfs_file_read(struct tfs_file *f, char *buf, size_t size, uint64_t off)
         if (!e && idx >= f->valid_n) {
             memset(buf + done, 0, n);
         } else {
-            int r = get_chunk(f, idx, 0, 1, &e);
+            /* decoded for this read: its other pages can go to the kernel */
+            int fresh = !e || e->state == E_LOADING, r = get_chunk(f, idx, 0, 1, &e);
 
             if (r < 0) {
                 rc = r;
                 goto out;
             }
             memcpy(buf + done, e->buf + a, n);
+            if (fresh && !seq && i && f->size > idx * TFS_CHUNK) {
+                uint64_t in_file = f->size - idx * TFS_CHUNK;
+
+                tfs_pc_offer(i, idx * TFS_CHUNK, e->buf,
+                             in_file < TFS_CHUNK ? (uint32_t)in_file : TFS_CHUNK, a,
+                             a + (uint32_t)n);
+            }
         }
         done += n;
     }

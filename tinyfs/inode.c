@@ -158,6 +158,15 @@ int tfs_inode_lookup(struct tfs_inode *parent, const char *name, struct stat *st
     return 0;
 }
 
+void tfs_inode_hold(struct tfs_inode *i)
+{
+    if (i == &root)
+        return;
+    pthread_mutex_lock(&lock);
+    i->nlookup++;
+    pthread_mutex_unlock(&lock);
+}
+
 void tfs_inode_forget(struct tfs_inode *i, uint64_t n)
 {
     struct tfs_inode **pp;

@@ -290,12 +290,15 @@ int main(int argc, char *argv[])
     if (fuse_set_signal_handlers(se) != 0)
         goto out_unmount;
     set_read_ahead(o.mountpoint, c.read_ahead_kb);
+    /* random reads hand the kernel whole decoded chunks (pagecache.c) */
+    if (tfs_pc_start(se) < 0)
+        tfs_log("cannot start the page-cache thread: random reads will be slower");
     if (o.singlethread) {
         rc = fuse_session_loop(se) ? 1 : 0;
     } else {
         lc = fuse_loop_cfg_create();
         if (!lc)
-            goto out_signals;
+            goto out_pc;
         fuse_loop_cfg_set_clone_fd(lc, o.clone_fd);
         /* libfuse 3.14 leaves an unset max_threads at -1 and complains */
         fuse_loop_cfg_set_max_threads(
@@ -305,7 +308,8 @@ int main(int argc, char *argv[])
         rc = fuse_session_loop_mt(se, lc) ? 1 : 0;
         fuse_loop_cfg_destroy(lc);
     }
-out_signals:
+out_pc:
+    tfs_pc_stop();
     fuse_remove_signal_handlers(se);
 out_unmount:
     fuse_session_unmount(se);

@@ -12,7 +12,10 @@
  * Each stored object is one kernel inode, whatever its names, so an open
  * file that is unlinked stays reachable through its descriptor with nothing
  * renamed, and the kernel's cached attributes and pages of a hard-linked
- * file are those of every name. The undo journal in the store's root is not
+ * file are those of every name. Opening a file for writing (open, create,
+ * a truncate by name) counts as a writer of its inode for pagecache.c, and
+ * finishes on its thread when a store to the file's pages is in progress.
+ * The undo journal in the store's root is not
  * part of the filesystem: no call finds, makes or removes that name there.
  */
 #define FUSE_USE_VERSION 312
@@ -51,9 +54,82 @@ static struct tfs_inode *I(fuse_ino_t ino)
     return tfs_inode_get(ino);
 }
 
+/* fi->fh of a regular file: its struct tfs_file, the low bit set when the
+ * handle counts as a writer of its inode (pagecache.c) */
 static struct tfs_file *F(struct fuse_file_info *fi)
 {
-    return (struct tfs_file *)(uintptr_t)fi->fh;
+    return (struct tfs_file *)(uintptr_t)(fi->fh & ~(uint64_t)1);
+}
+
+static int may_write(int flags)
+{
+    return (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC);
+}
+
+static void release_handle(struct tfs_inode *i, struct fuse_file_info *fi)
+{
+    tfs_file_release(F(fi));
+    if (fi->fh & 1)
+        tfs_pc_writer_done(i);
+}
+
+/* The rest of a request that opens a file for writing. It must not run
+ * while a store to the file's page cache is in progress (pagecache.c), so it
+ * runs at once, or later on the store thread. */
+struct later {
+    void (*fn)(struct later *);
+    fuse_req_t req;
+    struct tfs_inode *i;
+    struct fuse_file_info fi;
+    int has_fi;
+    struct fuse_entry_param e; /* create */
+    int lookup_ref;            /* create: @e's reference, forgotten on failure */
+    struct stat attr;          /* setattr */
+    int to_set;
+};
+
+static void run_later(void *arg)
+{
+    struct later *l = arg;
+
+    l->fn(l);
+    free(l);
+}
+
+/* Counts a writer of l->i, then runs l->fn (which replies, and undoes the
+ * count if it fails); takes @l. */
+static void as_writer(struct later *l)
+{
+    int rc = tfs_pc_writer(l->i, run_later, l);
+
+    if (rc == 0) {
+        run_later(l);
+    } else if (rc < 0) {
+        if (l->lookup_ref)
+            tfs_inode_forget(l->i, 1);
+        fuse_reply_err(l->req, -rc);
+        free(l);
+    }
+}
+
+/* A struct later, or NULL with the request answered ENOMEM. */
+static struct later *later_new(fuse_req_t req, struct tfs_inode *i, void (*fn)(struct later *),
+                               struct fuse_file_info *fi)
+{
+    struct later *l = calloc(1, sizeof(*l));
+
+    if (!l) {
+        fuse_reply_err(req, ENOMEM);
+        return NULL;
+    }
+    l->fn = fn;
+    l->req = req;
+    l->i = i;
+    if (fi) {
+        l->fi = *fi;
+        l->has_fi = 1;
+    }
+    return l;
 }
 
 /* The journal's name in the store's root. */
@@ -269,10 +345,9 @@ static int set_size(struct tfs_inode *i, off_t size, struct fuse_file_info *fi)
     return rc;
 }
 
-static void tfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
-                        struct fuse_file_info *fi)
+static void setattr_now(fuse_req_t req, struct tfs_inode *i, struct stat *attr, int to_set,
+                        struct fuse_file_info *fi, int writer)
 {
-    struct tfs_inode *i = I(ino);
     char path[TFS_PROC_PATH];
     int open_file = fi && i->type == S_IFREG && fi->fh, rc = 0;
     struct stat st;
@@ -294,6 +369,8 @@ static void tfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int t
     }
     if (rc == 0 && (to_set & FUSE_SET_ATTR_SIZE))
         rc = set_size(i, attr->st_size, fi);
+    if (writer)
+        tfs_pc_writer_done(i);
     if (rc == 0 && (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_ATIME_NOW |
                               FUSE_SET_ATTR_MTIME_NOW)))
         rc = set_times(i, attr, to_set, fi);
@@ -303,6 +380,30 @@ static void tfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int t
         fuse_reply_err(req, -rc);
     else
         fuse_reply_attr(req, &st, tfs_attr_timeout);
+}
+
+static void setattr_later(struct later *l)
+{
+    setattr_now(l->req, l->i, &l->attr, l->to_set, l->has_fi ? &l->fi : NULL, 1);
+}
+
+static void tfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+                        struct fuse_file_info *fi)
+{
+    struct tfs_inode *i = I(ino);
+    struct later *l;
+
+    /* a size change without a handle opens the file for writing */
+    if (!(to_set & FUSE_SET_ATTR_SIZE) || i->type != S_IFREG || (fi && fi->fh)) {
+        setattr_now(req, i, attr, to_set, fi, 0);
+        return;
+    }
+    l = later_new(req, i, setattr_later, fi);
+    if (!l)
+        return;
+    l->attr = *attr;
+    l->to_set = to_set;
+    as_writer(l);
 }
 
 static void tfs_access(fuse_req_t req, fuse_ino_t ino, int mask)
@@ -541,17 +642,38 @@ static void tfs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const
 }
 
 
+static void open_now(fuse_req_t req, struct tfs_inode *i, struct fuse_file_info *fi, int writer)
+{
+    struct tfs_file *f = NULL;
+    int rc = open_stored(i, fi->flags, 0, &f);
+
+    if (rc < 0) {
+        if (writer)
+            tfs_pc_writer_done(i);
+        fuse_reply_err(req, -rc);
+        return;
+    }
+    fi->fh = (uintptr_t)f | (unsigned)writer;
+    if (fuse_reply_open(req, fi) == -ENOENT)
+        release_handle(i, fi); /* the opener was interrupted */
+}
+
+static void open_later(struct later *l)
+{
+    open_now(l->req, l->i, &l->fi, 1);
+}
+
 static void tfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     struct tfs_inode *i = I(ino);
-    struct tfs_file *f = NULL;
-    int rc = i->type == S_IFREG ? open_stored(i, fi->flags, 0, &f) : -EINVAL;
+    struct later *l;
 
-    fi->fh = (uintptr_t)f;
-    if (rc < 0)
-        fuse_reply_err(req, -rc);
-    else if (fuse_reply_open(req, fi) == -ENOENT)
-        tfs_file_release(F(fi)); /* the opener was interrupted */
+    if (i->type != S_IFREG)
+        fuse_reply_err(req, EINVAL);
+    else if (!may_write(fi->flags))
+        open_now(req, i, fi, 0);
+    else if ((l = later_new(req, i, open_later, fi)))
+        as_writer(l);
 }
 
 /* Creates the stored file @name in @parent holding the tinyfs header, in one
@@ -581,12 +703,34 @@ static int create_stored(fuse_req_t req, struct tfs_inode *parent, const char *n
     return rc;
 }
 
+/* Opens the file a create made or found, and replies. */
+static void create_later(struct later *l)
+{
+    struct tfs_file *f = NULL;
+    int rc = open_stored(l->i, l->fi.flags & ~(O_CREAT | O_EXCL), 1, &f);
+
+    if (rc < 0) {
+        tfs_pc_writer_done(l->i);
+        tfs_inode_forget(l->i, 1);
+        fuse_reply_err(l->req, -rc);
+        return;
+    }
+    l->fi.fh = (uintptr_t)f | 1u;
+    /* the size the lookup saw may predate an O_TRUNC */
+    tfs_file_fstat(f, &l->e.attr);
+    set_blksize(&l->e.attr);
+    if (fuse_reply_create(l->req, &l->e, &l->fi) == -ENOENT) {
+        release_handle(l->i, &l->fi);
+        tfs_inode_forget(l->i, 1);
+    }
+}
+
 static void tfs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
                        struct fuse_file_info *fi)
 {
     struct tfs_inode *p = I(parent), *i;
-    struct tfs_file *f = NULL;
     struct fuse_entry_param e;
+    struct later *l;
     int fd, rc;
 
     if (is_journal(parent, name)) {
@@ -616,20 +760,19 @@ static void tfs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode
     if (rc < 0)
         goto fail;
     i = I(e.ino);
-    rc = i->type == S_IFREG ? open_stored(i, fi->flags & ~(O_CREAT | O_EXCL), 1, &f)
-                            : i->type == S_IFDIR ? -EISDIR : -EINVAL;
-    fi->fh = (uintptr_t)f;
-    if (rc < 0) {
+    if (i->type != S_IFREG) {
+        rc = i->type == S_IFDIR ? -EISDIR : -EINVAL;
         tfs_inode_forget(i, 1);
         goto fail;
     }
-    /* the size the lookup saw may predate an O_TRUNC */
-    tfs_file_fstat(F(fi), &e.attr);
-    set_blksize(&e.attr);
-    if (fuse_reply_create(req, &e, fi) == -ENOENT) {
-        tfs_file_release(F(fi));
+    l = later_new(req, i, create_later, fi);
+    if (!l) {
         tfs_inode_forget(i, 1);
+        return;
     }
+    l->e = e;
+    l->lookup_ref = 1;
+    as_writer(l); /* the name may have existed: the file may have pages */
     return;
 fail:
     fuse_reply_err(req, -rc);
@@ -641,12 +784,11 @@ static void tfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     char *buf = malloc(size ? size : 1);
     ssize_t n;
 
-    (void)ino;
     if (!buf) {
         fuse_reply_err(req, ENOMEM);
         return;
     }
-    n = tfs_file_read(F(fi), buf, size, (uint64_t)off);
+    n = tfs_file_read(F(fi), I(ino), buf, size, (uint64_t)off);
     if (n < 0)
         fuse_reply_err(req, (int)-n);
     else
@@ -686,8 +828,7 @@ static void tfs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 static void tfs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-    (void)ino;
-    tfs_file_release(F(fi));
+    release_handle(I(ino), fi);
     fuse_reply_err(req, 0);
 }
 

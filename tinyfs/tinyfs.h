@@ -223,11 +223,12 @@ ssize_t tfs_zero_record(uint32_t len, const unsigned char **rec, unsigned char *
 
 /* A stored object the kernel knows, by its node id (tfs_inode_id). */
 struct tfs_inode {
-    int fd;           /* O_PATH | O_NOFOLLOW descriptor of the stored object */
-    dev_t dev;        /* its identity in the store */
+    int fd;    /* O_PATH | O_NOFOLLOW descriptor of the stored object */
+    dev_t dev; /* its identity in the store */
     ino_t ino;
     mode_t type;      /* S_IFMT bits */
     uint64_t nlookup; /* the kernel's references (lookups not yet forgotten) */
+    unsigned writers; /* open handles that may write (pagecache.c's lock) */
     struct tfs_inode *next;
 };
 
@@ -246,6 +247,8 @@ int tfs_inode_is_root(const struct tfs_inode *i);
  * -errno. Thread-safe. */
 int tfs_inode_lookup(struct tfs_inode *parent, const char *name, struct stat *st,
                      struct tfs_inode **out);
+/* Takes one more lookup reference, for the caller to forget. Thread-safe. */
+void tfs_inode_hold(struct tfs_inode *i);
 /* Drops @n lookup references; the last frees @i. Thread-safe. */
 void tfs_inode_forget(struct tfs_inode *i, uint64_t n);
 /* "/proc/self/fd/N" of @i: opening it reopens the object itself. */
@@ -265,7 +268,11 @@ struct tfs_file;
 int tfs_file_open(int dirfd, const char *path, const char *name, int flags, int create,
                   struct tfs_file **f);
 void tfs_file_release(struct tfs_file *f);
-ssize_t tfs_file_read(struct tfs_file *f, char *buf, size_t size, uint64_t off);
+/* Reads up to @size bytes at @off into @buf; returns the count or -errno.
+ * A chunk decoded for a non-sequential read is offered to tfs_pc_offer()
+ * for the kernel inode @i (NULL: not). */
+ssize_t tfs_file_read(struct tfs_file *f, struct tfs_inode *i, char *buf, size_t size,
+                      uint64_t off);
 ssize_t tfs_file_write(struct tfs_file *f, const char *buf, size_t size, uint64_t off, int append);
 int tfs_file_truncate(struct tfs_file *f, uint64_t size);
 int tfs_file_flush(struct tfs_file *f);
@@ -282,6 +289,30 @@ int tfs_file_by_inode(dev_t dev, ino_t ino, int flush, uint64_t *size);
  * st_size of an open or tinyfs-format file. */
 void tfs_stat_fixup(const struct tfs_inode *i, struct stat *st);
 
+/* ---- pagecache.c: the decoded chunks of random reads for the kernel ---- */
+
+struct fuse_session;
+
+/* Starts the thread that stores chunks into the kernel's page cache of @se's
+ * mount; 0 or -errno (then nothing is stored, which is only slower). */
+int tfs_pc_start(struct fuse_session *se);
+/* Stores what is queued and stops the thread; before unmounting. */
+void tfs_pc_stop(void);
+/* Queues a copy of the @len bytes at @data, the chunk at file offset @off
+ * of @i, for the kernel's page cache, except the pages of [@a, @b) (those
+ * the read being answered returns), unless a handle that may write @i is
+ * open or the queue is full. Does not block on the kernel. */
+void tfs_pc_offer(struct tfs_inode *i, uint64_t off, const unsigned char *data, uint32_t len,
+                  uint32_t a, uint32_t b);
+/* A handle that may write @i is being opened: drops the stores queued for
+ * @i and offers none until tfs_pc_writer_done(). Returns 0 when no store to
+ * @i is in progress (the caller goes on), 1 when @then(@arg) will run on
+ * the store thread once that store is done (the caller must not wait for
+ * it in a FUSE worker: the store may wait for a read that needs one), or
+ * -ENOMEM (nothing counted). */
+int tfs_pc_writer(struct tfs_inode *i, void (*then)(void *), void *arg);
+void tfs_pc_writer_done(struct tfs_inode *i);
+
 /* At unmount: closes the journal and removes it when no entry is live. */
 void tfs_file_journal_close(void);
 
@@ -289,7 +320,7 @@ void tfs_file_journal_close(void);
 void tfs_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 extern int tfs_foreground;
-extern int tfs_store_fd;          /* the store directory */
+extern int tfs_store_fd;           /* the store directory */
 extern const char *tfs_store_path; /* and its absolute path */
 
 #endif /* TINYFS_H */
