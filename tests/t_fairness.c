@@ -2,7 +2,7 @@
  * t_fairness.c - tinyd's scheduling, measured in the same run so that no
  * absolute time is assumed:
  *  1. a client doing 4 KiB requests while another (at nice 10) streams
- *     1 GiB: its p99 latency must stay below its idle p99 plus 20 x the
+ *     STREAM_MiB: its p99 latency must stay below its idle p99 plus 20 x the
  *     in-process time of compressing one 64 KiB chunk (the streamer may
  *     delay it by a few chunk steps, never by its whole backlog);
  *  2. three clients of weights 3, 2, 1 streaming at once: each one's share
