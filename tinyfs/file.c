@@ -1230,10 +1230,17 @@ static void prefetch(struct tfs_file *f, uint64_t a, uint64_t b, int ahead)
     pthread_cond_broadcast(&f->cond);
 }
 
-/* The cache entry of chunk @idx with its current contents (when
- * @need_data); waits for it if it is being compressed and @write. A reader
+/* What get_chunk() puts in an entry it takes for a chunk not cached. */
+enum {
+    FILL_ZEROS,   /* zeros: the caller writes all of a last chunk shorter than TFS_CHUNK */
+    FILL_DATA,    /* the chunk's current contents */
+    FILL_NOTHING, /* the caller writes all TFS_CHUNK bytes */
+};
+
+/* The cache entry of chunk @idx, filled as @fill says when it was not
+ * cached; waits for it if it is being compressed and @write. A reader
  * (!@write) may drop the lock meanwhile. */
-static int get_chunk(struct tfs_file *f, uint64_t idx, int write, int need_data, struct entry **out)
+static int get_chunk(struct tfs_file *f, uint64_t idx, int write, int fill, struct entry **out)
 {
     int locked = write;
 
@@ -1275,7 +1282,7 @@ static int get_chunk(struct tfs_file *f, uint64_t idx, int write, int need_data,
         if (ensure_buf(e) < 0)
             return -ENOMEM;
         e->lru = ++f->tick;
-        if (need_data && idx < f->valid_n) {
+        if (fill == FILL_DATA && idx < f->valid_n) {
             rc = locked ? load(f, e, idx) : load_rd(f, e, idx);
             if (rc == -EAGAIN) {
                 locked = 1;
@@ -1286,7 +1293,8 @@ static int get_chunk(struct tfs_file *f, uint64_t idx, int write, int need_data,
                 return rc;
             }
         } else {
-            memset(e->buf, 0, TFS_CHUNK);
+            if (fill != FILL_NOTHING)
+                memset(e->buf, 0, TFS_CHUNK);
             e->len = 0;
         }
         e->idx = idx;
@@ -1305,7 +1313,7 @@ static int grow(struct tfs_file *f, uint64_t size)
     if (f->size % TFS_CHUNK) {
         uint64_t k = f->size / TFS_CHUNK;
 
-        rc = get_chunk(f, k, 1, 1, &e);
+        rc = get_chunk(f, k, 1, FILL_DATA, &e);
         if (rc == 0 && f->err)
             return 0; /* a write-back failed: the caller reports it */
         if (rc < 0)
@@ -1432,7 +1440,7 @@ static int truncate_locked(struct tfs_file *f, uint64_t size)
         uncache(f, n);
         /* the new last chunk's bytes, before its record goes */
         if (len) {
-            rc = get_chunk(f, n - 1, 1, 1, &e);
+            rc = get_chunk(f, n - 1, 1, FILL_DATA, &e);
             if (rc < 0)
                 return rc;
             uncache(f, n); /* readers may have cached some again meanwhile */
@@ -1504,16 +1512,17 @@ ssize_t tfs_file_read(struct tfs_file *f, struct tfs_inode *i, char *buf, size_t
             memset(buf + done, 0, n);
         } else {
             /* decoded for this read: its other pages can go to the kernel */
-            int fresh = !e || e->state == E_LOADING, r = get_chunk(f, idx, 0, 1, &e);
+            int decoded = !e || e->state == E_LOADING, r = get_chunk(f, idx, 0, FILL_DATA, &e);
 
             if (r < 0) {
                 rc = r;
                 goto out;
             }
             memcpy(buf + done, e->buf + a, n);
-            if (fresh && !seq && i && f->size > idx * TFS_CHUNK) {
+            if (decoded && !seq && i && f->size > idx * TFS_CHUNK) {
                 uint64_t in_file = f->size - idx * TFS_CHUNK;
 
+                /* under the lock: the bytes the reader gets, and no writer */
                 tfs_pc_offer(i, idx * TFS_CHUNK, e->buf,
                              in_file < TFS_CHUNK ? (uint32_t)in_file : TFS_CHUNK, a,
                              a + (uint32_t)n);
@@ -1576,9 +1585,9 @@ ssize_t tfs_file_write(struct tfs_file *f, const char *buf, size_t size, uint64_
         uint32_t a = (uint32_t)(pos % TFS_CHUNK);
         size_t n = TFS_CHUNK - a < size - done ? TFS_CHUNK - a : size - done;
         uint32_t clen = tfs_chunk_len(idx, f->size);
-        int whole = a == 0 && n == clen;
+        int fill = a > 0 || n < clen ? FILL_DATA : n == TFS_CHUNK ? FILL_NOTHING : FILL_ZEROS;
         struct entry *e;
-        int r = get_chunk(f, idx, 1, !whole, &e);
+        int r = get_chunk(f, idx, 1, fill, &e);
 
         if (r == 0 && f->err) {
             /* a write-back failed meanwhile: stop here, report it */

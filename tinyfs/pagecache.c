@@ -6,7 +6,9 @@
  * the store and 64 KiB decoded in tinyd. The kernel keeps only the pages it
  * asked for; given the others (fuse_lowlevel_notify_store), a later read of
  * them is a page-cache hit that never reaches tinyfs. file.c offers such a
- * chunk under the file's lock; it is copied into a bounded queue (dropped
+ * chunk under the file's lock, before the read is answered (after that,
+ * the kernel may release the file and forget the inode at any moment); it
+ * is copied into a bounded queue (dropped
  * when the queue is full: it is only a hint) and stored by a thread of its
  * own, because a store locks the pages, and the kernel may hold one of them
  * locked for a read that waits for a tinyfs worker.
