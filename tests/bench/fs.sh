@@ -207,6 +207,9 @@ for fs in $FSES; do
     td0=$(cpu_ticks "$tinyd_pid")
     FS_CPU=0 FS_HWM=0
     mount_fs "$fs" 1
+    # the same start for every filesystem: the previous one's deletions
+    # written out, the input not cached
+    drop
     t=$(timed bash -c "cp '$MIXED' '$MNT/mixed.bin' && sync") || exit 1
     R[$fs,write]=$(echo "$MIXED_MB / $t" | bc -l)
     R[$fs,write_s]=$t
@@ -332,6 +335,7 @@ for w in $WORKERS; do
     wtinyd_pid=$(cat "$W/run-w/tinyd.pid")
     TINYD_DIR=$W/run-w
     mount_fs tinyfs 1
+    drop
     t=$(timed bash -c "cp '$MIXED' '$MNT/mixed.bin' && sync") || exit 1
     R[w$w,write]=$(echo "$MIXED_MB / $t" | bc -l)
     umount_fs tinyfs
@@ -391,7 +395,7 @@ ratio() { echo "$1 / $2" | bc -l; }
 {
     echo "Data: mixed file $MIB MiB ($(basename "$MIXED"), tests/bench/mkdata.c), random file $RMIB MiB,"
     echo "the corpus (tests/data, $((CORPUS_IN / 1024)) KiB), and a tar of $TREE ($NFILES files, $TREE_MB MB)."
-    echo "Sequential write: \`cp\` then \`sync\`. Sequential read: \`cat > /dev/null\` after"
+    echo "Sequential write: \`cp\` then \`sync\`, timed from a synced, dropped page cache. Sequential read: \`cat > /dev/null\` after"
     echo "\`echo 3 > /proc/sys/vm/drop_caches\` and a remount of the FUSE filesystems. Random reads:"
     echo "$NRAND preads of 4 KiB at seeded random aligned offsets of the mixed file (tests/bench/randread.c),"
     echo "cold as well. Untar: \`tar -xf\` then \`sync\`; \`ls -lR\` after a remount and drop_caches."
