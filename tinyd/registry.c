@@ -407,15 +407,20 @@ static int client_create(const struct tiny_msg_hello *h, struct client **out)
     pthread_attr_setstacksize(&attr, READER_STACK);
     r = -pthread_create(&c->reader, &attr, reader_main, c);
     pthread_attr_destroy(&attr);
+    /* The caller's reference. The client is live, so the reaper may kill it
+     * already, but it frees it only once this is settled (bury_dead). */
+    client_ref(c);
+    pthread_mutex_lock(&reg_mu);
+    c->reader_started = r == 0;
+    c->reader_settled = true;
+    pthread_mutex_unlock(&reg_mu);
     if (r < 0) {
         tlog(LOG_ERR, "cannot start a reader thread: %s", errstr(-r));
         client_kill(c, "no reader thread");
+        client_unref(c);
         return r;
     }
-    c->reader_started = true;
     stats_client();
-    /* The caller's reference: the reaper may free the client at any time. */
-    client_ref(c);
     *out = c;
     return 0;
 fail_shm:
@@ -595,6 +600,16 @@ static void bury_dead(void)
     pthread_mutex_lock(&reg_mu);
     list = dead;
     dead = NULL;
+    /* one killed while client_create() starts its reader waits a round */
+    for (struct client **pp = &list, *c; (c = *pp);) {
+        if (c->reader_settled) {
+            pp = &c->next;
+        } else {
+            *pp = c->next;
+            c->next = dead;
+            dead = c;
+        }
+    }
     pthread_mutex_unlock(&reg_mu);
     while (list) {
         struct client *c = list;

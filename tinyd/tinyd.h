@@ -83,7 +83,8 @@ struct client {
     uint64_t t_stuck;                /* reaper only: its queue found full of replies, or 0 */
     time_t stuck_stime, stuck_rtime; /* reaper only: the queue's times then */
     bool dead;                       /* registry lock */
-    bool reader_started;
+    bool reader_started;             /* registry lock, once reader_settled */
+    bool reader_settled;             /* registry lock: pthread_create() returned */
     pthread_t reader;
     struct unit *units;  /* n_slots */
     struct client *next; /* registry list */
