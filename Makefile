@@ -194,9 +194,11 @@ test: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)TINY_BUILD=$(CURDIR)/$(O) prove -f $(T)
 
+# a race stops the process that has it (a daemon then fails its test)
 test-tsan:
 	$(Q)$(MAKE) --no-print-directory SANITIZE=thread O=build-tsan all
-	$(Q)TINY_BUILD=$(CURDIR)/build-tsan prove -f tests/23-zerocopy.t tests/30-concurrency.t
+	$(Q)TSAN_OPTIONS=halt_on_error=1 TINY_BUILD=$(CURDIR)/build-tsan prove -f tests/23-zerocopy.t \
+		tests/30-concurrency.t tests/50-faults.t tests/74-tinyfs-pagecache.t
 
 # libFuzzer targets (tests/fuzz/, docs/fuzzing.md), built with clang into build-fuzz/:
 #   make fuzz [FUZZ_TIME=20]   seeds from tests/data, replays tests/fuzz/regress/,
