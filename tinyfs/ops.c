@@ -15,8 +15,8 @@
  * file are those of every name. Opening a file for writing (open, create,
  * a truncate by name) counts as a writer of its inode for pagecache.c, and
  * finishes on its thread when a store to the file's pages is in progress.
- * The undo journal in the store's root is not
- * part of the filesystem: no call finds, makes or removes that name there.
+ * The undo journal in the store's root is not part of the filesystem: no
+ * call finds, makes or removes that name there.
  */
 #define FUSE_USE_VERSION 312
 
