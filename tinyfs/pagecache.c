@@ -8,10 +8,10 @@
  * them is a page-cache hit that never reaches tinyfs. file.c offers such a
  * chunk under the file's lock, before the read is answered (after that,
  * the kernel may release the file and forget the inode at any moment); it
- * is copied into a bounded queue (dropped
- * when the queue is full: it is only a hint) and stored by a thread of its
- * own, because a store locks the pages, and the kernel may hold one of them
- * locked for a read that waits for a tinyfs worker.
+ * is copied into a bounded queue (dropped when the queue is full: it is
+ * only a hint) and stored by a thread of its own, because a store locks the
+ * pages, and the kernel may hold one of them locked for a read that waits
+ * for a tinyfs worker.
  *
  * A store must never land after a write, or the kernel would serve old
  * bytes. Chunks are offered only while no handle that may write the file
@@ -201,8 +201,7 @@ void tfs_pc_offer(struct tfs_inode *i, uint64_t off, const unsigned char *data, 
 
 int tfs_pc_writer(struct tfs_inode *i, void (*then)(void *), void *arg)
 {
-    struct tfs_inode *drop[QLEN];
-    unsigned n = 0, kept = 0;
+    unsigned dropped = 0, kept = 0;
     struct waiter *w = NULL;
     int busy_seen;
 
@@ -213,7 +212,7 @@ int tfs_pc_writer(struct tfs_inode *i, void (*then)(void *), void *arg)
         struct item *x = &q[(q_head + k) % QLEN];
 
         if (x->i == i) {
-            drop[n++] = i;
+            dropped++;
             pool[n_pool++] = x->data;
         } else {
             q[(q_head + kept++) % QLEN] = *x;
@@ -231,8 +230,8 @@ int tfs_pc_writer(struct tfs_inode *i, void (*then)(void *), void *arg)
         }
     }
     pthread_mutex_unlock(&lock);
-    while (n)
-        tfs_inode_forget(drop[--n], 1);
+    if (dropped)
+        tfs_inode_forget(i, dropped); /* not the last reference: the opener has one */
     return busy_seen ? (w ? 1 : -ENOMEM) : 0;
 }
 
