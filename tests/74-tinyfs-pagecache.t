@@ -3,10 +3,11 @@
 # random reads (tinyfs/pagecache.c): resident, right, and never older than a
 # write or a truncate that follows them (tests/tinyfs_pagecache.c, each store
 # held back 300 ms so that the writer comes while it is pending); then fsx
-# beside random readers, checked against a plain file.
+# beside random readers, checked against a plain file; then replies sent from
+# tinyfs's cache while a writer rewrites it.
 . "$(dirname "$0")/lib.sh"
 
-need_build tinyfs tinyd tests/tinyfs_pagecache tests/tinyfs_fsx
+need_build tinyfs tinyd tests/tinyfs_pagecache tests/tinyfs_fsx tests/tinyfs_tear
 
 fs_init
 start_tinyd_or_bail
@@ -52,6 +53,10 @@ ok $? "fsx with random readers beside it: every read agrees" || diag "$(cat "$TM
 for p in "${readers[@]}"; do wait "$p"; done
 cmp -s "$MNT/mix" "$TMP_DIR/mix.ref"
 ok $? "the file equals the reference"
+
+# Replies are sent from the cache entries themselves: a writer of a chunk
+# waits until they are sent (tests/tinyfs_tear.c).
+tap_run "replies against writes" "$TINY_BUILD/tests/tinyfs_tear" "$MNT/tear" 4
 umount_fs
 ok $? "unmount"
 

@@ -20,7 +20,9 @@
  * lock neither while they read the store nor while they wait for tinyd, so
  * the kernel's concurrent read requests overlap (see struct tfs_file). A
  * chunk decoded for a read that is not sequential is offered whole to
- * pagecache.c, for the kernel's page cache.
+ * pagecache.c, for the kernel's page cache. A read is answered from the
+ * entries themselves (tfs_rd): they stay pinned until the reply is sent,
+ * and a writer of one waits for that, so a reply never mixes two versions.
  * Memory is bounded by NENT entries per open file, whatever the file size.
  *
  * Store invariants: chunks [0, valid_n) of the stored file hold valid data
@@ -48,10 +50,14 @@
 #include "format.h"
 #include "tinyfs.h"
 
-/* Cache entries per open file, their buffers allocated on first use: a 1 MiB
- * read, the read-ahead beyond it and a concurrent request of the kernel's
- * read-ahead in flight together (48 * 144 KiB = 6.75 MiB at most). */
-#define NENT 48
+/* Cache entries per open file, their buffers allocated on first use: the
+ * kernel keeps two to four 1 MiB read-ahead requests of a sequential reader
+ * in flight, each 16 chunks, and READAHEAD more are decoded beyond them;
+ * with fewer entries the read-ahead evicts what a request is about to take,
+ * which is then read again one chunk at a time (96 * 144 KiB = 13.5 MiB at
+ * most). */
+#define NENT    96
+#define PIN_MAX (NENT / 2) /* entries that replies are being sent from */
 
 /* FREE and CLEAN entries can be taken for another chunk; LOADING ones are
  * being read or decompressed for a reader, with the file's lock dropped. */
@@ -81,6 +87,8 @@ struct entry {
     tiny_req *req;      /* BUSY: compressing; LOADING: decompressing (read-ahead) */
     uint32_t rec_len;   /* LOADING: the record at buf + TFS_CHUNK */
     uint64_t off;       /* LOADING: where that record is stored */
+    int pins;           /* replies being sent from buf (tfs_file_read()) */
+    int wwait;          /* a writer waits for the pins to go: pin no more */
     unsigned char *buf; /* TFS_CHUNK bytes, then TFS_OUT_CAP bytes of output */
 };
 
@@ -110,6 +118,7 @@ struct tfs_file {
     int jdirty;   /* rewrote groups in place since its last sync (journal entries live) */
     int jlast;    /* ... its last group among them */
     uint64_t tick, seq;
+    int pinned;             /* pins of all entries, at most PIN_MAX */
     uint64_t next_off;      /* where a sequential reader reads next */
     uint64_t ra_g;          /* the first group whose stored data was not read ahead */
     unsigned char *scratch; /* one record */
@@ -1021,12 +1030,15 @@ static int complete(struct tfs_file *f, struct entry *e)
     return rc;
 }
 
-static struct entry *oldest_busy(struct tfs_file *f)
+/* The BUSY entry submitted first; with @unpinned, among those no reply is
+ * being sent from. */
+static struct entry *oldest_busy(struct tfs_file *f, int unpinned)
 {
     struct entry *best = NULL;
 
     for (int i = 0; i < NENT; i++)
-        if (f->ent[i].state == E_BUSY && (!best || f->ent[i].seq < best->seq))
+        if (f->ent[i].state == E_BUSY && !(unpinned && f->ent[i].pins) &&
+            (!best || f->ent[i].seq < best->seq))
             best = &f->ent[i];
     return best;
 }
@@ -1036,7 +1048,7 @@ static int complete_all(struct tfs_file *f)
     struct entry *e;
     int rc = 0;
 
-    while ((e = oldest_busy(f))) {
+    while ((e = oldest_busy(f, 0))) {
         int r = complete(f, e);
 
         if (r < 0 && !rc)
@@ -1094,7 +1106,9 @@ static int ensure_buf(struct entry *e)
     return e->buf ? 0 : -ENOMEM;
 }
 
-/* A free entry, else the least recently used clean one; NULL if none. */
+/* A free entry, else the least recently used clean one, to be taken for
+ * another chunk; NULL if none. A pinned entry is never taken: a reply is
+ * being sent from its buffer. */
 static struct entry *pick_entry(struct tfs_file *f)
 {
     struct entry *e = NULL;
@@ -1102,11 +1116,17 @@ static struct entry *pick_entry(struct tfs_file *f)
     for (int i = 0; i < NENT; i++) {
         struct entry *x = &f->ent[i];
 
-        if (x->state == E_FREE)
-            return x;
+        if (x->pins)
+            continue;
+        if (x->state == E_FREE) {
+            e = x;
+            break;
+        }
         if (x->state == E_CLEAN && (!e || x->lru < e->lru))
             e = x;
     }
+    if (e)
+        e->wwait = 0;
     return e;
 }
 
@@ -1255,9 +1275,17 @@ static int get_chunk(struct tfs_file *f, uint64_t idx, int write, int fill, stru
                 finish_load(f, e);
             continue; /* the lock was dropped: look again */
         }
+        if (e && write && e->pins) {
+            /* a reply is being sent from it: the writer changes it after */
+            e->wwait = 1;
+            pthread_cond_wait(&f->cond, &f->lock);
+            continue;
+        }
         if (e) {
             if (write && e->state == E_BUSY)
                 complete(f, e);
+            if (write)
+                e->wwait = 0;
             e->lru = ++f->tick;
             *out = e;
             return 0;
@@ -1266,18 +1294,19 @@ static int get_chunk(struct tfs_file *f, uint64_t idx, int write, int fill, stru
         if (!e && wait_load(f))
             continue;
         if (!e) {
-            e = oldest_busy(f);
+            /* at most PIN_MAX of the NENT entries are pinned */
+            e = oldest_busy(f, 1);
             if (e) {
                 complete(f, e);
             } else {
                 /* everything dirty: write the least recently used back */
-                e = &f->ent[0];
-                for (int i = 1; i < NENT; i++)
-                    if (f->ent[i].lru < e->lru)
+                for (int i = 0; i < NENT; i++)
+                    if (!f->ent[i].pins && (!e || f->ent[i].lru < e->lru))
                         e = &f->ent[i];
                 submit(f, e);
                 complete(f, e);
             }
+            e->wwait = 0;
         }
         if (ensure_buf(e) < 0)
             return -ENOMEM;
@@ -1472,15 +1501,45 @@ int tfs_file_truncate(struct tfs_file *f, uint64_t size)
     return rc;
 }
 
-ssize_t tfs_file_read(struct tfs_file *f, struct tfs_inode *i, char *buf, size_t size, uint64_t off)
+/* Appends @n bytes at @p to @rd's reply, merged with the piece before when
+ * they follow it in memory. */
+static void rd_add(struct tfs_rd *rd, const void *p, size_t n)
 {
+    struct iovec *last = rd->n ? &rd->iov[rd->n - 1] : NULL;
+
+    if (last && (const char *)last->iov_base + last->iov_len == (const char *)p)
+        last->iov_len += n;
+    else
+        rd->iov[rd->n++] = (struct iovec){(void *)p, n};
+}
+
+/* Appends @n bytes at @p to @rd's reply as a copy in its spill buffer, at
+ * offset @done of the reply. */
+static int rd_copy(struct tfs_rd *rd, size_t size, size_t done, const void *p, size_t n)
+{
+    if (!rd->spill && !(rd->spill = malloc(size)))
+        return -ENOMEM;
+    memcpy(rd->spill + done, p, n);
+    rd_add(rd, rd->spill + done, n);
+    return 0;
+}
+
+ssize_t tfs_file_read(struct tfs_file *f, struct tfs_inode *i, size_t size, uint64_t off,
+                      struct tfs_rd *rd)
+{
+    static const unsigned char zeros[TFS_CHUNK];
     size_t done = 0;
     ssize_t rc = 0;
     int seq = 0;
 
+    rd->n = rd->npin = 0;
+    rd->spill = NULL;
     pthread_mutex_lock(&f->lock);
     if (f->plain) {
-        rc = tfs_pread_full(f->fd, buf, size, off);
+        rc = (rd->spill = malloc(size ? size : 1)) ? tfs_pread_full(f->fd, rd->spill, size, off)
+                                                   : -ENOMEM;
+        if (rc > 0)
+            rd_add(rd, rd->spill, (size_t)rc);
         goto out;
     }
     if (off >= f->size)
@@ -1507,9 +1566,13 @@ ssize_t tfs_file_read(struct tfs_file *f, struct tfs_inode *i, char *buf, size_t
         uint32_t a = (uint32_t)(pos % TFS_CHUNK);
         size_t n = TFS_CHUNK - a < size - done ? TFS_CHUNK - a : size - done;
         struct entry *e = find(f, idx);
+        /* one piece more, and the last one may have to be a copy */
+        int room = rd->n < TFS_RD_IOV - 1;
 
         if (!e && idx >= f->valid_n) {
-            memset(buf + done, 0, n);
+            rc = room ? (rd_add(rd, zeros, n), 0) : rd_copy(rd, size, done, zeros, n);
+            if (rc < 0)
+                goto out;
         } else {
             /* decoded for this read: its other pages can go to the kernel */
             int decoded = !e || e->state == E_LOADING, r = get_chunk(f, idx, 0, FILL_DATA, &e);
@@ -1518,7 +1581,16 @@ ssize_t tfs_file_read(struct tfs_file *f, struct tfs_inode *i, char *buf, size_t
                 rc = r;
                 goto out;
             }
-            memcpy(buf + done, e->buf + a, n);
+            if (room && !e->wwait && f->pinned < PIN_MAX) {
+                /* the reply is sent from the entry, which stays as it is
+                 * until tfs_file_read_done() */
+                e->pins++;
+                f->pinned++;
+                rd->pin[rd->npin++] = (unsigned char)(e - f->ent);
+                rd_add(rd, e->buf + a, n);
+            } else if ((rc = rd_copy(rd, size, done, e->buf + a, n)) < 0) {
+                goto out;
+            }
             if (decoded && !seq && i && f->size > idx * TFS_CHUNK) {
                 uint64_t in_file = f->size - idx * TFS_CHUNK;
 
@@ -1534,6 +1606,30 @@ ssize_t tfs_file_read(struct tfs_file *f, struct tfs_inode *i, char *buf, size_t
 out:
     pthread_mutex_unlock(&f->lock);
     return rc;
+}
+
+void tfs_file_read_done(struct tfs_file *f, struct tfs_rd *rd)
+{
+    int wake = 0;
+
+    if (rd->npin) {
+        pthread_mutex_lock(&f->lock);
+        for (int k = 0; k < rd->npin; k++) {
+            struct entry *e = &f->ent[rd->pin[k]];
+
+            e->pins--;
+            f->pinned--;
+            wake |= e->wwait && !e->pins;
+        }
+        /* a writer of an entry, or the file's release, may wait */
+        if (wake || !f->pinned)
+            pthread_cond_broadcast(&f->cond);
+        /* f may be freed as soon as this returns */
+        pthread_mutex_unlock(&f->lock);
+    }
+    rd->npin = 0;
+    free(rd->spill);
+    rd->spill = NULL;
 }
 
 ssize_t tfs_file_write(struct tfs_file *f, const char *buf, size_t size, uint64_t off, int append)
@@ -1833,6 +1929,10 @@ void tfs_file_release(struct tfs_file *f)
     pthread_mutex_lock(&f->lock);
     while (wait_load(f))
         ; /* requests still in tinyd (read-ahead nobody read) */
+    /* The kernel may release the file as soon as a read is answered, before
+     * its thread has unpinned what the reply was sent from. */
+    while (f->pinned)
+        pthread_cond_wait(&f->cond, &f->lock);
     pthread_mutex_unlock(&f->lock);
     close(f->fd);
     for (int i = 0; i < NENT; i++)

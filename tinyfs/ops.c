@@ -781,19 +781,14 @@ fail:
 static void tfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                      struct fuse_file_info *fi)
 {
-    char *buf = malloc(size ? size : 1);
-    ssize_t n;
+    struct tfs_rd rd;
+    ssize_t n = tfs_file_read(F(fi), I(ino), size, (uint64_t)off, &rd);
 
-    if (!buf) {
-        fuse_reply_err(req, ENOMEM);
-        return;
-    }
-    n = tfs_file_read(F(fi), I(ino), buf, size, (uint64_t)off);
     if (n < 0)
         fuse_reply_err(req, (int)-n);
     else
-        fuse_reply_buf(req, buf, (size_t)n);
-    free(buf);
+        fuse_reply_iov(req, rd.iov, rd.n);
+    tfs_file_read_done(F(fi), &rd);
 }
 
 static void tfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,

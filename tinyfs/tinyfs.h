@@ -18,6 +18,7 @@
 #include <stdint.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 #include "tiny.h"
 
@@ -268,11 +269,28 @@ struct tfs_file;
 int tfs_file_open(int dirfd, const char *path, const char *name, int flags, int create,
                   struct tfs_file **f);
 void tfs_file_release(struct tfs_file *f);
-/* Reads up to @size bytes at @off into @buf; returns the count or -errno.
- * A chunk decoded for a non-sequential read is offered to tfs_pc_offer()
- * for the kernel inode @i (NULL: not). */
-ssize_t tfs_file_read(struct tfs_file *f, struct tfs_inode *i, char *buf, size_t size,
-                      uint64_t off);
+/* The bytes of a read, for fuse_reply_iov(): pieces of the file's cache of
+ * decoded chunks, kept as they are (pinned) until tfs_file_read_done(), and
+ * of a buffer of copies. A 1 MiB read spans 17 chunks; a longer one is
+ * answered partly from copies. */
+#define TFS_RD_IOV 20
+struct tfs_rd {
+    struct iovec iov[TFS_RD_IOV];
+    int n;
+    unsigned char pin[TFS_RD_IOV]; /* the pinned cache entries */
+    int npin;
+    char *spill; /* the copies */
+};
+/* Reads up to @size bytes at @off into @rd; returns the count or -errno.
+ * Whatever it returns, tfs_file_read_done() must follow, once the reply
+ * has been sent: writers of the pinned chunks wait for it. A chunk decoded
+ * for a non-sequential read is offered to tfs_pc_offer() for the kernel
+ * inode @i (NULL: not). */
+ssize_t tfs_file_read(struct tfs_file *f, struct tfs_inode *i, size_t size, uint64_t off,
+                      struct tfs_rd *rd);
+/* Releases what tfs_file_read() kept for @rd. The kernel may release the
+ * file once the reply is sent; its last tfs_file_release() waits for this. */
+void tfs_file_read_done(struct tfs_file *f, struct tfs_rd *rd);
 ssize_t tfs_file_write(struct tfs_file *f, const char *buf, size_t size, uint64_t off, int append);
 int tfs_file_truncate(struct tfs_file *f, uint64_t size);
 int tfs_file_flush(struct tfs_file *f);
