@@ -13,6 +13,8 @@
 
 need_build tinyfs tinyd tiny
 command -v make >/dev/null && command -v cc >/dev/null || skip_all "make or cc is missing"
+# the builds below are a user's plain `make`, also under `make SANITIZE=... test`
+unset MAKEFLAGS MFLAGS MAKELEVEL SANITIZE O
 
 SRC=$(cd "$TESTS_DIR/.." && pwd)
 PLAIN=$TMP_DIR/plain
