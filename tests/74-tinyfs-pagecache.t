@@ -25,11 +25,11 @@ tap_run "stores at once" "$TINY_BUILD/tests/tinyfs_pagecache" "$MNT/pc"
 # which writes, truncates, maps and reopens the file: every read of fsx,
 # through the page cache, must match its reference. The readers use
 # O_DIRECT: their reads still reach tinyfs and offer stores, but they put no
-# pages of their own into the cache. With page-cache readers that reopen the
-# file, fsx now and then reads a page it has just written whole with its old
-# contents: the kernel drops the page on their open while fsx's write is on
-# its way to tinyfs, and a read overtakes the write (tinyfs(1), BUGS; the
-# bench passthrough shows it too). That is not what this test is about.
+# pages of their own into the cache. With page-cache readers, a page fsx has
+# just written whole could be read back old if the kernel dropped it while
+# the write was on its way to tinyfs (tinyfs(1), BUGS): tinyfs avoids what
+# drops pages then, but not memory pressure, and that is not what this test
+# is about.
 "$TINY_BUILD/tests/tinyfs_fsx" "$MNT/mix" "$TMP_DIR/mix.ref" 11 3000 4000000 2>"$TMP_DIR/fsx.err" &
 fsx=$!
 readers=()

@@ -235,7 +235,15 @@ static void tfs_init(void *data, struct fuse_conn_info *conn)
      * raise max_pages, so one request carries a whole cp buffer. The rest are
      * libfuse's defaults (async reads, parallel directory operations). The
      * kernel's write-back cache stays off: every write reaches tinyfs, which
-     * compresses it as it comes. Options given with -o override all of this. */
+     * compresses it as it comes.
+     * Every change of a file goes through tinyfs, and the kernel updates its
+     * pages with it, so its pages stay valid across opens (keep_cache) and
+     * a new modification time is no reason to drop them (auto_inval_data
+     * off): dropping them while a write is on its way to tinyfs lets a read
+     * that fills them again overtake the write (tinyfs(1), BUGS). Where a
+     * change could not be stored, tinyfs drops them itself (changed()).
+     * Options given with -o override all of this. */
+    conn->want &= ~(unsigned)FUSE_CAP_AUTO_INVAL_DATA;
     conn->want &= ~(unsigned)FUSE_CAP_SPLICE_READ;
     conn->want &= ~(unsigned)(FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
     if (tfs_max_write)
@@ -323,6 +331,16 @@ static int open_stored(struct tfs_inode *i, int flags, int create, struct tfs_fi
     return tfs_file_open(AT_FDCWD, path, name, flags, create, f);
 }
 
+/* Returns @rc, the result of a change of @i; when it failed (a full disk),
+ * the kernel's pages of the file may hold bytes that were not stored, and
+ * it keeps them across opens: they go. */
+static int changed(struct tfs_inode *i, int rc)
+{
+    if (rc < 0)
+        tfs_pc_inval(i);
+    return rc;
+}
+
 /* Truncates the regular file @i to @size. */
 static int set_size(struct tfs_inode *i, off_t size, struct fuse_file_info *fi)
 {
@@ -368,7 +386,7 @@ static void setattr_now(fuse_req_t req, struct tfs_inode *i, struct stat *attr, 
             rc = -errno;
     }
     if (rc == 0 && (to_set & FUSE_SET_ATTR_SIZE))
-        rc = set_size(i, attr->st_size, fi);
+        rc = changed(i, set_size(i, attr->st_size, fi));
     if (writer)
         tfs_pc_writer_done(i);
     if (rc == 0 && (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_ATIME_NOW |
@@ -654,6 +672,7 @@ static void open_now(fuse_req_t req, struct tfs_inode *i, struct fuse_file_info 
         return;
     }
     fi->fh = (uintptr_t)f | (unsigned)writer;
+    fi->keep_cache = 1; /* see tfs_init() */
     if (fuse_reply_open(req, fi) == -ENOENT)
         release_handle(i, fi); /* the opener was interrupted */
 }
@@ -716,6 +735,7 @@ static void create_later(struct later *l)
         return;
     }
     l->fi.fh = (uintptr_t)f | 1u;
+    l->fi.keep_cache = 1; /* see tfs_init() */
     /* the size the lookup saw may predate an O_TRUNC */
     tfs_file_fstat(f, &l->e.attr);
     set_blksize(&l->e.attr);
@@ -797,9 +817,8 @@ static void tfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t si
     /* the kernel already turned O_APPEND into the end-of-file offset */
     ssize_t n = tfs_file_write(F(fi), buf, size, (uint64_t)off, 0);
 
-    (void)ino;
     if (n < 0)
-        fuse_reply_err(req, (int)-n);
+        fuse_reply_err(req, -changed(I(ino), (int)n));
     else
         fuse_reply_write(req, (size_t)n);
 }
@@ -817,8 +836,7 @@ static void tfs_statfs(fuse_req_t req, fuse_ino_t ino)
 
 static void tfs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-    (void)ino;
-    fuse_reply_err(req, -tfs_file_flush(F(fi)));
+    fuse_reply_err(req, -changed(I(ino), tfs_file_flush(F(fi))));
 }
 
 static void tfs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -829,18 +847,17 @@ static void tfs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 
 static void tfs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
-    (void)ino;
-    fuse_reply_err(req, -tfs_file_fsync(F(fi), datasync));
+    fuse_reply_err(req, -changed(I(ino), tfs_file_fsync(F(fi), datasync)));
 }
 
 static void tfs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
                           struct fuse_file_info *fi)
 {
-    (void)ino;
     if (off < 0 || len <= 0)
         fuse_reply_err(req, EINVAL);
     else
-        fuse_reply_err(req, -tfs_file_fallocate(F(fi), mode, (uint64_t)off, (uint64_t)len));
+        fuse_reply_err(
+            req, -changed(I(ino), tfs_file_fallocate(F(fi), mode, (uint64_t)off, (uint64_t)len)));
 }
 
 /* The stored bytes of a tinyfs file: header and chunks without the padding. */

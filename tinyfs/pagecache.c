@@ -20,6 +20,12 @@
  * for the read the store may wait for, so the opener does not wait in its
  * worker: when a store of the inode is in progress, the rest of the open
  * runs on this thread once the store is done.
+ *
+ * The kernel keeps a file's pages across opens (keep_cache, ops.c). When a
+ * change could not be stored (a full disk), they may hold bytes the store
+ * does not: tfs_pc_inval() has this thread drop them
+ * (fuse_lowlevel_notify_inval_inode), for the same reason a store is not
+ * made by a worker.
  */
 #define FUSE_USE_VERSION 312
 
@@ -44,6 +50,12 @@ struct item {
     unsigned char *data;     /* TFS_CHUNK bytes from the pool */
 };
 
+/* An inode whose pages the kernel must drop. */
+struct inval {
+    struct tfs_inode *i; /* holds a lookup reference while queued */
+    struct inval *next;
+};
+
 /* An open waiting for the store in progress of its inode. */
 struct waiter {
     struct tfs_inode *i;
@@ -60,6 +72,7 @@ static unsigned char *pool[QLEN]; /* free chunk buffers */
 static unsigned n_pool;
 static struct tfs_inode *busy; /* the inode being stored to, lock dropped */
 static struct waiter *waiters;
+static struct inval *invals;
 static struct fuse_session *se;
 static pthread_t thread;
 static int running, stopping;
@@ -101,8 +114,20 @@ static void *run(void *unused)
         struct waiter *go;
         struct item it;
 
-        while (!q_n && !stopping)
+        while (!q_n && !invals && !stopping)
             pthread_cond_wait(&wake, &lock);
+        if (invals) {
+            struct inval *v = invals;
+
+            invals = v->next;
+            pthread_mutex_unlock(&lock);
+            /* -ENOENT: the kernel no longer has the inode, nor its pages */
+            fuse_lowlevel_notify_inval_inode(se, tfs_inode_id(v->i), 0, 0);
+            tfs_inode_forget(v->i, 1);
+            free(v);
+            pthread_mutex_lock(&lock);
+            continue;
+        }
         if (!q_n)
             break;
         it = q[q_head];
@@ -194,6 +219,27 @@ void tfs_pc_offer(struct tfs_inode *i, uint64_t off, const unsigned char *data, 
     it = &q[(q_head + q_n++) % QLEN];
     *it = (struct item){i, off, len, a, b, pool[--n_pool]};
     memcpy(it->data, data, len);
+    tfs_inode_hold(i);
+    pthread_cond_signal(&wake);
+    pthread_mutex_unlock(&lock);
+}
+
+void tfs_pc_inval(struct tfs_inode *i)
+{
+    struct inval *v = malloc(sizeof(*v));
+
+    pthread_mutex_lock(&lock);
+    if (!v || !running || stopping) {
+        pthread_mutex_unlock(&lock);
+        free(v);
+        if (!stopping)
+            tfs_log("cannot drop the kernel's cached pages of inode %llu: %s",
+                    (unsigned long long)tfs_inode_id(i),
+                    v ? "no page-cache thread" : strerror(ENOMEM));
+        return;
+    }
+    *v = (struct inval){i, invals};
+    invals = v;
     tfs_inode_hold(i);
     pthread_cond_signal(&wake);
     pthread_mutex_unlock(&lock);

@@ -329,6 +329,10 @@ void tfs_pc_offer(struct tfs_inode *i, uint64_t off, const unsigned char *data, 
  * it in a FUSE worker: the store may wait for a read that needs one), or
  * -ENOMEM (nothing counted). */
 int tfs_pc_writer(struct tfs_inode *i, void (*then)(void *), void *arg);
+/* Has the kernel drop its cached pages of @i, soon, from the page-cache
+ * thread: a change of the file failed, and they may hold bytes that were
+ * not stored. */
+void tfs_pc_inval(struct tfs_inode *i);
 void tfs_pc_writer_done(struct tfs_inode *i);
 
 /* At unmount: closes the journal and removes it when no entry is live. */
