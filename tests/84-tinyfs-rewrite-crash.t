@@ -16,7 +16,7 @@ STORE=$TMP_DIR/store
 MNT=$TMP_DIR/mnt
 REF=$TMP_DIR/ref
 LOG=$TMP_DIR/tinyfs.log
-FS_PID=
+FS_PID= FS_SH=
 mkdir -p "$STORE" "$MNT" "$REF"
 cleanup_add "fusermount3 -u -z '$MNT'"
 cleanup_add 'kill -9 $FS_PID' # after an early failure: stop the last tinyfs first
@@ -25,14 +25,21 @@ ulimit -c 0
 is_mounted() {
     grep -q " $1 fuse" /proc/mounts
 }
-mount_fs() {
-    "$TINY_BUILD/tinyfs" -f "$STORE" "$MNT" >>"$LOG" 2>&1 &
-    FS_PID=$!
-    wait_until 10000 is_mounted "$MNT"
+# start_fs [VAR=VALUE...]: tinyfs -f in the background, FS_PID its pid. It
+# runs under a sh that waits for it, FS_SH: when tinyfs dies of a signal,
+# that sh exits with a status, and bash has no killed job to report
+# ("Killed", "Aborted") in the middle of the test's output.
+start_fs() {
+    rm -f "$TMP_DIR/fs.pid"
+    env "$@" sh -c '"$0" -f "$1" "$2" >>"$3" 2>&1 & echo $! >"$4"; wait $!' \
+        "$TINY_BUILD/tinyfs" "$STORE" "$MNT" "$LOG" "$TMP_DIR/fs.pid" 2>/dev/null &
+    FS_SH=$!
+    wait_until 5000 test -s "$TMP_DIR/fs.pid" && FS_PID=$(cat "$TMP_DIR/fs.pid") &&
+        wait_until 10000 is_mounted "$MNT"
 }
 unmount_dead() {
-    # grouped, so that bash's note on the killed job goes to /dev/null too
-    { kill -9 "$FS_PID"; wait "$FS_PID"; } 2>/dev/null
+    kill -9 "$FS_PID" 2>/dev/null # gone already after an abort
+    wait "$FS_SH"
     fusermount3 -u -z "$MNT"
     wait_until 5000 sh -c "! grep -q ' $MNT fuse' /proc/mounts"
 }
@@ -123,7 +130,7 @@ EOF2
 
 start_tinyd_or_bail
 ipc_snapshot
-mount_fs
+start_fs
 ok $? "tinyfs mounts"
 $PY "$TMP_DIR/rw.py" init "$MNT" "$REF"
 ok $? "three files of about 2 MiB written and closed"
@@ -136,7 +143,7 @@ ok $? "the journal is hidden from readdir ($(ls -A "$MNT" | tr '\n' ' '))"
 [ -e "$STORE/.tinyfs-journal" ] && [ ! -e "$MNT/.tinyfs-journal" ] &&
     ! (echo x >"$MNT/.tinyfs-journal") 2>/dev/null && ! rm "$MNT/.tinyfs-journal" 2>/dev/null
 ok $? "and from stat, and cannot be written or removed through the mount"
-fusermount3 -u "$MNT" && wait "$FS_PID"
+fusermount3 -u "$MNT" && wait "$FS_SH"
 [ ! -e "$STORE/.tinyfs-journal" ]
 ok $? "a clean unmount removes the journal"
 
@@ -147,19 +154,17 @@ steps=(1 2 3 4)
 fired=0
 for s in "${steps[@]}"; do
     for k in 1 4 9; do
-        TINYFS_DEBUG_CRASH=$k:$s "$TINY_BUILD/tinyfs" -f "$STORE" "$MNT" >>"$LOG" 2>&1 &
-        FS_PID=$!
-        wait_until 10000 is_mounted "$MNT" || break
+        start_fs TINYFS_DEBUG_CRASH=$k:$s || break
         $PY "$TMP_DIR/rw.py" write "$MNT" "$REF" "$s$k" 3
         grep -q "abort at step $s of rewrite $k\$" "$LOG" && fired=$((fired + 1))
         unmount_dead
-        mount_fs || break
+        start_fs || break
         if ! $PY "$TMP_DIR/rw.py" check "$MNT" "$REF" >"$TMP_DIR/check.out"; then
             diag "$(cat "$TMP_DIR/check.out")"
             break 2
         fi
         diag "abort at step $s of rewrite $k: $(tail -1 "$TMP_DIR/check.out" | sed 's/^# //')"
-        fusermount3 -u "$MNT" && wait "$FS_PID"
+        fusermount3 -u "$MNT" && wait "$FS_SH"
     done
 done
 [ "$fired" = 12 ]
@@ -172,20 +177,20 @@ ok $? "the journal undid $undone interrupted rewrites on remount"
 RANDOM=84
 kills=0
 for round in $(seq 1 8); do
-    mount_fs || break
+    start_fs || break
     $PY "$TMP_DIR/rw.py" write "$MNT" "$REF" "$round" 1000 &
     W=$!
     sleep "0.$((RANDOM % 9 + 1))"
     kill -9 "$FS_PID" && kills=$((kills + 1))
     wait "$W"
     unmount_dead
-    mount_fs || break
+    start_fs || break
     if ! $PY "$TMP_DIR/rw.py" check "$MNT" "$REF" >"$TMP_DIR/check.out"; then
         diag "$(cat "$TMP_DIR/check.out")"
         break
     fi
     diag "kill -9 $round: $(tail -1 "$TMP_DIR/check.out" | sed 's/^# //')"
-    fusermount3 -u "$MNT" && wait "$FS_PID"
+    fusermount3 -u "$MNT" && wait "$FS_SH"
 done
 [ "$kills" = 8 ] && [ "$round" = 8 ]
 ok $? "$kills kill -9 at random moments: every chunk old or new after each remount"
@@ -199,9 +204,7 @@ find "$STORE" -type f -print0 | xargs -0 -r "$TINY_BUILD/tiny" -t -q
 ok $? "every stored file decodes (tiny -t)"
 
 # --- 3. tiny fsck --repair replays a journal left by a crash --------------------------
-TINYFS_DEBUG_CRASH=2:3 "$TINY_BUILD/tinyfs" -f "$STORE" "$MNT" >>"$LOG" 2>&1 &
-FS_PID=$!
-wait_until 10000 is_mounted "$MNT"
+start_fs TINYFS_DEBUG_CRASH=2:3
 $PY "$TMP_DIR/rw.py" write "$MNT" "$REF" 99 3
 unmount_dead
 "$TINY_BUILD/tiny" fsck "$STORE" >"$TMP_DIR/fsck.out" 2>&1
@@ -212,10 +215,10 @@ ok $? "tiny fsck names the interrupted rewrite (exit 4)"
 ok $? "tiny fsck --repair restores it (exit 1) and removes the journal"
 "$TINY_BUILD/tiny" fsck "$STORE" >"$TMP_DIR/fsck.out" 2>&1
 ok $? "then tiny fsck is clean: $(tail -1 "$TMP_DIR/fsck.out")"
-mount_fs
+start_fs
 $PY "$TMP_DIR/rw.py" check "$MNT" "$REF" >"$TMP_DIR/check.out"
 ok $? "every chunk old or new: $(tail -1 "$TMP_DIR/check.out" | sed 's/^# //')"
-fusermount3 -u "$MNT" && wait "$FS_PID"
+fusermount3 -u "$MNT" && wait "$FS_SH"
 
 stop_tinyd_checked
 ipc_clean_since
