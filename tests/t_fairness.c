@@ -140,9 +140,20 @@ static void latency_test(size_t stream_mib)
         /* Below normal CPU priority: on two cores the streamer's own
          * copies and tinyd's two workers keep both CPUs busy, and whether
          * the 4 KiB client's thread then gets a CPU at once is the kernel's
-         * choice, not tinyd's; this test is about tinyd's queue. */
+         * choice, not tinyd's; this test is about tinyd's queue. With
+         * autogroup scheduling, a process's nice weighs only against its
+         * own session, so the streamer takes a session of its own and
+         * gives that group the nice value. */
         if (setpriority(PRIO_PROCESS, 0, 10) < 0)
             _exit(1);
+        if (setsid() >= 0) {
+            FILE *ag = fopen("/proc/self/autogroup", "w");
+
+            if (ag) {
+                fputs("10", ag);
+                fclose(ag);
+            }
+        }
         if (read(gfd[0], &ch, 1) != 1)
             _exit(1);
         int64_t r = stream_run(1, (uint64_t)stream_mib << 20, 0, 0, 0, 0, pfd[1]);
