@@ -194,7 +194,7 @@ for round in $(seq 1 8); do
 done
 [ "$kills" = 8 ] && [ "$round" = 8 ]
 ok $? "$kills kill -9 at random moments: every chunk old or new after each remount"
-grep -q "Input/output error\|corrupt chunk" "$LOG"
+grep -qi "input/output error\|corrupt chunk" "$LOG"
 ok $((!$?)) "no read failed with EIO, no corrupt chunk logged"
 diag "$(grep -c "old content restored" "$LOG") rewrites undone by the journal in all"
 

@@ -341,6 +341,11 @@ void tfs_file_journal_close(void);
 /* Log a line (syslog when daemonized, stderr in the foreground). */
 void tfs_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* strerror() of @err (either sign) with a lowercase first letter, in one of
+ * a few thread-local buffers used in turn, so several calls in one message
+ * each keep their text. */
+const char *tfs_strerror(int err);
+
 extern int tfs_foreground;
 extern int tfs_store_fd;           /* the store directory */
 extern const char *tfs_store_path; /* and its absolute path */
