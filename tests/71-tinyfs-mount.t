@@ -2,7 +2,7 @@
 # 71-tinyfs-mount.t - tinyfs on a real mount with a real tinyd: cp, rsync and
 # tar round trips of the corpus and of a generated tree, stored files decoded
 # by python3-snappy, du of compressible and incompressible data, a 1 GiB
-# file, errno checks (tests/tinyfs_ops.c), git, sqlite3, corruption -> EIO,
+# file, errno checks (tests/tinyfs_ops.c), git, sqlite3 (also in WAL mode), corruption -> EIO,
 # plain files in the store, -o attr_timeout, multi-user ownership and
 # permissions, remount, daemon mode, starting tinyd when none runs.
 . "$(dirname "$0")/lib.sh"
