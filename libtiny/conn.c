@@ -192,6 +192,7 @@ static void *watchdog_main(void *arg)
     tiny_conn *conn = arg;
     struct timespec ts;
 
+    pthread_setname_np(pthread_self(), "tiny-watchdog");
     pthread_mutex_lock(&conn->lock);
     while (!conn->wd_stop) {
         clock_gettime(CLOCK_MONOTONIC, &ts);

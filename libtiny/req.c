@@ -764,6 +764,7 @@ void *tiny_progress_main(void *arg)
     tiny_req *active = NULL;
     struct tiny_msg m;
 
+    pthread_setname_np(pthread_self(), "tiny-progress");
     for (;;) {
         tiny_req **pp;
         unsigned inflight = 0;

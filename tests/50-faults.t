@@ -50,6 +50,13 @@ ok $? "a second client streams next to it"
 opid=$LOOP_PID
 sleep 0.3
 is "$(stat_field clients)" 3 "tinyd counts both streaming clients"
+names=$(cat /proc/"$TINYD_PID"/task/*/comm | sort | uniq -c | awk '{ print $2 "x" $1 }' | tr '\n' ' ')
+case " $names" in
+*" tinyd-c$vpid"x1*" tinyd-c$opid"x1*" tinyd-worker"x2*) true ;;
+*" tinyd-c$opid"x1*" tinyd-c$vpid"x1*" tinyd-worker"x2*) true ;;
+*) false ;;
+esac
+ok $? "tinyd's threads are named: a reader per client, two workers ($names)"
 vq=
 for ((i = 0; i < 200; i++)); do
     vq=$(awk -v p="$vpid" 'NR > 1 && ($6 == p || $7 == p) { print $2 }' /proc/sysvipc/msg | head -1)

@@ -335,6 +335,7 @@ static void *signal_main(void *arg)
     const sigset_t *set = arg;
     int sig;
 
+    pthread_setname_np(pthread_self(), "tinyd-signals");
     for (;;) {
         if (sigwait(set, &sig) != 0)
             continue;

@@ -12,6 +12,7 @@
  * tinyd; it is dropped instead.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/msg.h>
@@ -305,6 +306,11 @@ void *reader_main(void *arg)
 {
     struct client *c = arg;
     union rxbuf rx;
+    char name[16];
+
+    /* named after the client, for top -H and perf */
+    snprintf(name, sizeof name, "tinyd-c%d", (int)c->pid);
+    pthread_setname_np(pthread_self(), name);
 
     for (;;) {
         ssize_t n = msgrcv(c->qid, &rx.raw, sizeof(rx.raw.body), TINY_MTYPE_DAEMON, MSG_NOERROR);

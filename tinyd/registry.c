@@ -655,6 +655,7 @@ static void *reaper_main(void *arg)
     struct timespec ts;
 
     (void)arg;
+    pthread_setname_np(pthread_self(), "tinyd-reaper");
     pthread_mutex_lock(&reap_mu);
     while (!reap_stop) {
         clock_gettime(CLOCK_MONOTONIC, &ts);

@@ -128,6 +128,7 @@ static struct client *pick(struct unit **up)
 static void *worker_main(void *arg)
 {
     (void)arg;
+    pthread_setname_np(pthread_self(), "tinyd-worker");
     pthread_mutex_lock(&mu);
     for (;;) {
         struct client *c;

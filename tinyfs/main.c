@@ -94,6 +94,8 @@ static void *read_ahead_thread(void *arg)
     struct stat st;
     int fd, rc = 0;
 
+    pthread_setname_np(pthread_self(), "tinyfs-bdi");
+
     if (stat(r->mnt, &st) < 0) {
         rc = -errno;
     } else {

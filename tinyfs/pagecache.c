@@ -109,6 +109,7 @@ static struct waiter *waiters_of(struct tfs_inode *i)
 static void *run(void *unused)
 {
     (void)unused;
+    pthread_setname_np(pthread_self(), "tinyfs-pgcache");
     pthread_mutex_lock(&lock);
     for (;;) {
         struct waiter *go;

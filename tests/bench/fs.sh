@@ -369,11 +369,11 @@ if [ "$PERF" = 1 ] && command -v perf >/dev/null; then
     umount_fs tinyfs
     for k in write read; do
         {
-            echo "## by process"
+            echo "## by thread name (tinyd-worker, tinyd-c<client pid>, tinyfs-pgcache, tiny-progress...)"
             perf report -i "$W/perf-$k.data" --no-children --sort comm -g none --stdio 2>/dev/null |
-                grep -v '^#' | grep -v '^$' | sed 's/ *$//' | head -8
+                grep -v '^#' | grep -v '^$' | sed 's/ *$//' | head -12
             echo
-            echo "## by process and symbol, top 30"
+            echo "## by thread name and symbol, top 30"
             perf report -i "$W/perf-$k.data" --no-children --sort comm,dso,symbol -g none \
                 --stdio 2>/dev/null | grep -v '^#' | grep -v '^$' | sed 's/[ -]*$//' | head -30
         } >"$RES/perf-$k.txt"
