@@ -54,8 +54,7 @@ BENCH_SRC := $(wildcard tests/bench/*.c)
 LIB_OBJ   := $(LIB_SRC:%.c=$(O)/obj/%.pic.o)
 LIB_SOBJ  := $(LIB_SRC:%.c=$(O)/obj/%.o)
 TINYD_OBJ := $(TINYD_SRC:%.c=$(O)/obj/%.o) $(O)/obj/libtiny/format.o
-TINY_OBJ  := $(TINY_SRC:%.c=$(O)/obj/%.o) $(O)/obj/tinyfs/format.o $(O)/obj/tinyfs/journal.o $(O)/obj/tinyfs/log.o \
-	$(O)/obj/tinyfs/measure.o
+TINY_OBJ  := $(TINY_SRC:%.c=$(O)/obj/%.o) $(O)/obj/tinyfs/format.o $(O)/obj/tinyfs/journal.o $(O)/obj/tinyfs/measure.o
 FS_OBJ    := $(FS_SRC:%.c=$(O)/obj/%.o)
 
 LIBSO   := $(O)/libtiny.so.$(SOVERSION)

@@ -1,24 +1,16 @@
 /*
  * error.c - tiny_strerror(): the error codes of tiny.h in tinyd's terms,
- * and strerror()'s text, lowercased, for every other code. The result is
- * either a string constant or one of a few thread-local buffers used in
- * turn, so concurrent callers never share a buffer and several calls in one
- * printf() each keep their text.
+ * and tiny_errno_text() (format.c) for every other code: a string constant
+ * or one of a few thread-local buffers used in turn, so concurrent callers
+ * never share a buffer and several calls in one printf() each keep their
+ * text.
  */
-#include <ctype.h>
 #include <errno.h>
-#include <stdio.h>
-#include <string.h>
 
 #include "internal.h"
 
 const char *tiny_strerror(int err)
 {
-    static _Thread_local char bufs[4][96];
-    static _Thread_local unsigned next;
-    char *buf = bufs[next++ % 4];
-    const char *s;
-
     if (err < 0)
         err = -err;
     switch (err) {
@@ -45,11 +37,6 @@ const char *tiny_strerror(int err)
     case ETIMEDOUT:
         return "tinyd did not answer in time";
     default:
-        break;
+        return tiny_errno_text(err);
     }
-    s = strerror_r(err, buf, sizeof bufs[0]);
-    if (s != buf)
-        snprintf(buf, sizeof bufs[0], "%s", s);
-    buf[0] = (char)tolower((unsigned char)buf[0]);
-    return buf;
 }

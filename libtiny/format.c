@@ -1,8 +1,9 @@
 /*
  * format.c - framing-format helpers that need no codec (the masked CRC-32C
  * through ISA-L, which uses the CPU's CRC32 instruction; varints; the
- * chunk-header walk behind tiny_frame_scan()) and the run-directory rule
- * that tinyd and libtiny must agree on.
+ * chunk-header walk behind tiny_frame_scan()), the run-directory rule
+ * that tinyd and libtiny must agree on, and the errno text of every
+ * program's messages.
  */
 #include <errno.h>
 #include <isa-l/crc.h>
@@ -120,4 +121,20 @@ int tiny_default_dir(char *buf, size_t size)
     if (n < 0 || (size_t)n >= size)
         return -ENAMETOOLONG;
     return n;
+}
+
+const char *tiny_errno_text(int err)
+{
+    static _Thread_local char bufs[4][96];
+    static _Thread_local unsigned next;
+    char *buf = bufs[next++ % 4];
+    const char *s;
+
+    s = strerror_r(err < 0 ? -err : err, buf, sizeof bufs[0]); /* GNU: may return a constant */
+    if (s != buf)
+        snprintf(buf, sizeof bufs[0], "%s", s);
+    /* "Input/output error" -> "input/output error"; a leading acronym stays */
+    if (buf[0] >= 'A' && buf[0] <= 'Z' && !(buf[1] >= 'A' && buf[1] <= 'Z'))
+        buf[0] = (char)(buf[0] - 'A' + 'a');
+    return buf;
 }

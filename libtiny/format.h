@@ -1,7 +1,8 @@
 /*
  * format.h - the snappy framing format and raw-stream header, as shared by
  * tinyd (which encodes and decodes) and libtiny (which only walks headers to
- * cut streams into units). Internal: not installed.
+ * cut streams into units), with the errno text all the programs print.
+ * Internal: not installed.
  *
  * Framing format (snappy's framing_format.txt): a stream is a sequence of
  * chunks, each a 1-byte type, a 3-byte little-endian length, and `length`
@@ -72,5 +73,11 @@ size_t tiny_varint_put(unsigned char *p, uint64_t v);
 /* Reads a varint of at most 5 bytes (a 32-bit value, as snappy's header).
  * Returns its length, or 0 if it is truncated or too long. */
 size_t tiny_varint_get32(const unsigned char *p, size_t n, uint32_t *v);
+
+/* strerror() of @err (either sign) as every message of tinyd, tiny, tinyfs
+ * and tiny_strerror() writes it: first letter lowercased unless it starts
+ * an acronym. In one of a few thread-local buffers used in turn, so several
+ * calls in one message each keep their text. */
+const char *tiny_errno_text(int err);
 
 #endif /* TINY_FORMAT_H */

@@ -8,6 +8,7 @@
 
 #include <stdint.h>
 
+#include "format.h" /* tiny_errno_text(), the errno text of the messages */
 #include "tiny.h"
 
 /* One input stream to process; the stream functions fill the counters. */
@@ -40,8 +41,5 @@ int cli_stats(tiny_conn *conn, int json);
  * status. */
 int cli_fsck(int argc, char **argv);
 int cli_du(int argc, char **argv);
-
-/* A lowercase strerror() for a positive or negative errno. Not thread-safe. */
-const char *cli_errstr(int err);
 
 #endif /* TINY_CLI_H */

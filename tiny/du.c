@@ -75,7 +75,7 @@ static int one(const char *path, const struct stat *st, int type, struct FTW *ft
     } else {
         rc = measure_stored(path, &logical, &stored);
         if (rc < 0 && rc != -ENODATA) {
-            fprintf(stderr, "tiny du: %s: %s\n", path, cli_errstr(rc));
+            fprintf(stderr, "tiny du: %s: %s\n", path, tiny_errno_text(rc));
             status = 1;
             return 0;
         }
@@ -123,7 +123,7 @@ int cli_du(int argc, char **argv)
     for (int i = optind; i < argc; i++) {
         arg_logical = arg_stored = 0;
         if (nftw(argv[i], one, 32, FTW_PHYS) != 0) {
-            fprintf(stderr, "tiny du: %s: %s\n", argv[i], cli_errstr(errno));
+            fprintf(stderr, "tiny du: %s: %s\n", argv[i], tiny_errno_text(errno));
             status = 1;
             continue;
         }

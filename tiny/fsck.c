@@ -131,7 +131,7 @@ static void journal(const char *store)
     close(dfd);
     if (r < 0) {
         fprintf(stderr, "tiny fsck: %s: cannot %s the journal %s: %s\n", store,
-                o.repair ? "replay" : "read", TFS_JOURNAL, cli_errstr(-r));
+                o.repair ? "replay" : "read", TFS_JOURNAL, tiny_errno_text(-r));
         result |= FSCK_OPERR;
     } else if (r > 0) {
         result |= o.repair ? FSCK_REPAIRED : FSCK_LEFT;
@@ -208,7 +208,7 @@ static int check_group(int fd, const char *path, uint64_t g, uint64_t lastg, str
     if (!have) {
         n = tfs_pread_full(fd, rec, TFS_GIDX_LEN, goff);
         if (n < 0) {
-            say(path, "cannot read group %" PRIu64 ": %s", g, cli_errstr((int)n));
+            say(path, "cannot read group %" PRIu64 ": %s", g, tiny_errno_text((int)n));
             result |= FSCK_OPERR;
             return -1;
         }
@@ -230,7 +230,7 @@ static int check_group(int fd, const char *path, uint64_t g, uint64_t lastg, str
 
         n = tfs_pread_full(fd, rec, x->rec[k], off);
         if (n < 0) {
-            say(path, "cannot read chunk %" PRIu64 ": %s", i, cli_errstr((int)n));
+            say(path, "cannot read chunk %" PRIu64 ": %s", i, tiny_errno_text((int)n));
             result |= FSCK_OPERR;
             return -1;
         }
@@ -288,7 +288,7 @@ static void check_file(const char *path, unsigned char *rec, unsigned char *out)
 
     fd = open(path, (o.repair ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0 || fstat(fd, &st) < 0) {
-        say(path, "cannot open: %s", cli_errstr(errno));
+        say(path, "cannot open: %s", tiny_errno_text(errno));
         result |= FSCK_OPERR;
         if (fd >= 0)
             close(fd);
@@ -297,7 +297,7 @@ static void check_file(const char *path, unsigned char *rec, unsigned char *out)
     stored = (uint64_t)st.st_size;
     n = stored >= TFS_HDR_LEN ? tfs_pread_full(fd, hdr, sizeof(hdr), 0) : 0;
     if (n < 0) {
-        say(path, "cannot read: %s", cli_errstr((int)n));
+        say(path, "cannot read: %s", tiny_errno_text((int)n));
         result |= FSCK_OPERR;
         goto out;
     }
@@ -333,7 +333,7 @@ static void check_file(const char *path, unsigned char *rec, unsigned char *out)
     /* the end: the last group's index gives the logical size, or a torn end */
     n = tfs_locate(fd, stored, &t);
     if (n < 0) {
-        say(path, "cannot read: %s", cli_errstr((int)n));
+        say(path, "cannot read: %s", tiny_errno_text((int)n));
         result |= FSCK_OPERR;
         goto out;
     }
@@ -358,7 +358,7 @@ static void check_file(const char *path, unsigned char *rec, unsigned char *out)
                     stored, t.keep, t.size);
                 repaired = 1;
             } else {
-                say(path, "cannot repair: %s", cli_errstr(rc));
+                say(path, "cannot repair: %s", tiny_errno_text(rc));
                 left = 1;
             }
         } else {
@@ -451,13 +451,13 @@ int cli_fsck(int argc, char **argv)
         struct stat st;
 
         if (stat(argv[i], &st) < 0) {
-            fprintf(stderr, "tiny fsck: %s: %s\n", argv[i], cli_errstr(errno));
+            fprintf(stderr, "tiny fsck: %s: %s\n", argv[i], tiny_errno_text(errno));
             result |= FSCK_OPERR;
             continue;
         }
         journal(argv[i]);
         if (nftw(argv[i], collect, 32, FTW_PHYS) != 0) {
-            fprintf(stderr, "tiny fsck: %s: cannot walk: %s\n", argv[i], cli_errstr(errno));
+            fprintf(stderr, "tiny fsck: %s: cannot walk: %s\n", argv[i], tiny_errno_text(errno));
             result |= FSCK_OPERR;
         }
     }
@@ -472,7 +472,7 @@ int cli_fsck(int argc, char **argv)
     slot = malloc(TFS_GSPACE);
     out = malloc(TFS_CHUNK);
     if (!slot || !out) {
-        fprintf(stderr, "tiny fsck: %s\n", cli_errstr(ENOMEM));
+        fprintf(stderr, "tiny fsck: %s\n", tiny_errno_text(ENOMEM));
         result |= FSCK_OPERR;
         goto out;
     }

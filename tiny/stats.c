@@ -114,7 +114,7 @@ int cli_stats(tiny_conn *conn, int json)
     else
         print_text(&st);
     if (fflush(stdout) == EOF || ferror(stdout)) {
-        fprintf(stderr, "tiny: stdout: write error: %s\n", cli_errstr(errno));
+        fprintf(stderr, "tiny: stdout: write error: %s\n", tiny_errno_text(errno));
         return -EIO;
     }
     return 0;

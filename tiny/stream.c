@@ -219,7 +219,7 @@ static int collect(struct cli_stream *s, struct blk *b, const char *what)
         return 0;
     r = write_full(s->out_fd, b->out, (size_t)n);
     if (r < 0)
-        fprintf(stderr, "tiny: %s: write error: %s\n", s->out_name, cli_errstr(r));
+        fprintf(stderr, "tiny: %s: write error: %s\n", s->out_name, tiny_errno_text(r));
     return r;
 }
 
@@ -254,7 +254,7 @@ int cli_compress(tiny_conn *conn, struct cli_stream *s)
         b[i].out = malloc(b[i].out_cap);
         if (!b[i].in || !b[i].out) {
             r = -ENOMEM;
-            fprintf(stderr, "tiny: %s: %s\n", s->in_name, cli_errstr(r));
+            fprintf(stderr, "tiny: %s: %s\n", s->in_name, tiny_errno_text(r));
             goto out;
         }
     }
@@ -273,7 +273,7 @@ int cli_compress(tiny_conn *conn, struct cli_stream *s)
         n = read_full(s->in_fd, k->in, BLOCK);
         if (n < 0) {
             r = (int)n;
-            fprintf(stderr, "tiny: %s: read error: %s\n", s->in_name, cli_errstr(r));
+            fprintf(stderr, "tiny: %s: read error: %s\n", s->in_name, tiny_errno_text(r));
             goto out;
         }
         s->bytes_in += (uint64_t)n;
@@ -286,7 +286,7 @@ int cli_compress(tiny_conn *conn, struct cli_stream *s)
             /* An empty input is the bare stream identifier: no data to compress. */
             r = s->out_fd < 0 ? 0 : write_full(s->out_fd, tiny_stream_id, TINY_STREAM_ID_LEN);
             if (r < 0) {
-                fprintf(stderr, "tiny: %s: write error: %s\n", s->out_name, cli_errstr(r));
+                fprintf(stderr, "tiny: %s: write error: %s\n", s->out_name, tiny_errno_text(r));
                 goto out;
             }
             s->bytes_out += TINY_STREAM_ID_LEN;
@@ -349,7 +349,7 @@ static ssize_t fill_chunks(struct cli_stream *s, struct blk *k, const struct blk
         if (!*eof && k->filled < k->in_cap) {
             n = read_full(s->in_fd, k->in + k->filled, k->in_cap - k->filled);
             if (n < 0) {
-                fprintf(stderr, "tiny: %s: read error: %s\n", s->in_name, cli_errstr((int)n));
+                fprintf(stderr, "tiny: %s: read error: %s\n", s->in_name, tiny_errno_text((int)n));
                 return n;
             }
             k->filled += (size_t)n;
@@ -389,7 +389,7 @@ truncated:
     fprintf(stderr, "tiny: %s: unexpected end of file\n", s->in_name);
     return -EBADMSG;
 nomem:
-    fprintf(stderr, "tiny: %s: %s\n", s->in_name, cli_errstr(ENOMEM));
+    fprintf(stderr, "tiny: %s: %s\n", s->in_name, tiny_errno_text(ENOMEM));
     return -ENOMEM;
 }
 
@@ -427,7 +427,7 @@ int cli_decompress(tiny_conn *conn, struct cli_stream *s)
         k->in_len = cut_chunks(k->in, (size_t)whole, &bound);
         if (grow(&k->out, &k->out_cap, bound > TINY_CHUNK_MAX ? bound : TINY_CHUNK_MAX) < 0) {
             r = -ENOMEM;
-            fprintf(stderr, "tiny: %s: %s\n", s->in_name, cli_errstr(r));
+            fprintf(stderr, "tiny: %s: %s\n", s->in_name, tiny_errno_text(r));
             goto out;
         }
         r = blk_submit(conn, k, TINY_OP_FRAME_DECOMPRESS, sub ? TINY_F_CONTINUE : 0);

@@ -10,7 +10,6 @@
  * in stream.c, `tiny stats` in stats.c. A signal during a file removes the
  * temporary output before the process dies.
  */
-#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -48,15 +47,6 @@ static int status = EXIT_OK;
 /* The temporary output being written, removed by the signal handler. */
 static char tmp_path[PATH_MAX];
 static volatile sig_atomic_t tmp_active;
-
-const char *cli_errstr(int err)
-{
-    static char buf[128];
-
-    snprintf(buf, sizeof(buf), "%s", strerror(err < 0 ? -err : err));
-    buf[0] = (char)tolower((unsigned char)buf[0]);
-    return buf;
-}
 
 static void note(int st)
 {
@@ -210,7 +200,7 @@ static void copy_meta(int fd, const struct stat *st, const char *out)
         /* keep our own group */
     }
     if (fchmod(fd, st->st_mode & 07777) < 0 && !opt.quiet)
-        fprintf(stderr, "tiny: %s: cannot set mode: %s\n", out, cli_errstr(errno));
+        fprintf(stderr, "tiny: %s: cannot set mode: %s\n", out, tiny_errno_text(errno));
     futimens(fd, ts);
 }
 
@@ -248,7 +238,7 @@ static int do_file(const char *arg)
     int to_file = !opt.to_stdout && !opt.test;
 
     if (snprintf(name, sizeof(name), "%s", arg) >= (int)sizeof(name)) {
-        fprintf(stderr, "tiny: %s: %s\n", arg, cli_errstr(ENAMETOOLONG));
+        fprintf(stderr, "tiny: %s: %s\n", arg, tiny_errno_text(ENAMETOOLONG));
         return EXIT_ERR;
     }
     if (lstat(name, &st) < 0) {
@@ -260,7 +250,7 @@ static int do_file(const char *arg)
             if (lstat(name, &st) == 0)
                 goto found;
         }
-        fprintf(stderr, "tiny: %s: %s\n", arg, cli_errstr(r));
+        fprintf(stderr, "tiny: %s: %s\n", arg, tiny_errno_text(r));
         return EXIT_ERR;
     }
 found:
@@ -281,7 +271,7 @@ found:
     in = open(name, O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC |
                         (opt.force || !to_file ? 0 : O_NOFOLLOW));
     if (in < 0 || fstat(in, &st) < 0) {
-        fprintf(stderr, "tiny: %s: %s\n", name, cli_errstr(errno));
+        fprintf(stderr, "tiny: %s: %s\n", name, tiny_errno_text(errno));
         goto out;
     }
     fcntl(in, F_SETFL, fcntl(in, F_GETFL) & ~O_NONBLOCK);
@@ -304,7 +294,7 @@ found:
         if (opt.decompress)
             snprintf(out, sizeof(out), "%.*s", (int)(strlen(name) - SUFFIX_LEN), name);
         else if (snprintf(out, sizeof(out), "%s%s", name, SUFFIX) >= (int)sizeof(out)) {
-            fprintf(stderr, "tiny: %s%s: %s\n", name, SUFFIX, cli_errstr(ENAMETOOLONG));
+            fprintf(stderr, "tiny: %s%s: %s\n", name, SUFFIX, tiny_errno_text(ENAMETOOLONG));
             goto out;
         }
         if (lstat(out, &ost) == 0 && !opt.force) {
@@ -316,7 +306,8 @@ found:
             goto out;
         fd = open_tmp(out);
         if (fd < 0) {
-            fprintf(stderr, "tiny: %s: cannot create a temporary file: %s\n", out, cli_errstr(fd));
+            fprintf(stderr, "tiny: %s: cannot create a temporary file: %s\n", out,
+                    tiny_errno_text(fd));
             goto out;
         }
         s.out_fd = fd;
@@ -334,7 +325,7 @@ found:
     r = close(fd);
     fd = -1;
     if (r < 0) {
-        fprintf(stderr, "tiny: %s: write error: %s\n", out, cli_errstr(errno));
+        fprintf(stderr, "tiny: %s: write error: %s\n", out, tiny_errno_text(errno));
         goto out;
     }
     r = opt.force ? rename(tmp_path, out)
@@ -351,7 +342,7 @@ found:
         if (r == EEXIST)
             ret = warn("%s already exists; not overwritten", out);
         else
-            fprintf(stderr, "tiny: %s: %s\n", out, cli_errstr(r));
+            fprintf(stderr, "tiny: %s: %s\n", out, tiny_errno_text(r));
         goto out;
     }
     tmp_active = 0;
@@ -359,7 +350,7 @@ found:
     if (opt.keep) {
         verbose(&s, name, "created", out);
     } else if (unlink(name) < 0) {
-        fprintf(stderr, "tiny: %s: cannot remove: %s\n", name, cli_errstr(errno));
+        fprintf(stderr, "tiny: %s: cannot remove: %s\n", name, tiny_errno_text(errno));
         ret = EXIT_ERR;
     } else {
         verbose(&s, name, "replaced with", out);
@@ -568,7 +559,7 @@ int main(int argc, char **argv)
     tiny_disconnect(conn);
     if (!opt.test && (opt.to_stdout || optind == argc) && close(STDOUT_FILENO) < 0 &&
         errno != EBADF) {
-        fprintf(stderr, "tiny: stdout: write error: %s\n", cli_errstr(errno));
+        fprintf(stderr, "tiny: stdout: write error: %s\n", tiny_errno_text(errno));
         status = EXIT_ERR;
     }
     return status;

@@ -133,18 +133,3 @@ void tlog(int prio, const char *fmt, ...)
     else if (!fg)
         syslog(prio, "%s", line);
 }
-
-const char *errstr(int err)
-{
-    static _Thread_local char buf[96];
-    const char *s;
-
-    if (err < 0)
-        err = -err;
-    s = strerror_r(err, buf, sizeof(buf)); /* GNU: may return a static string */
-    if (s != buf)
-        snprintf(buf, sizeof(buf), "%s", s);
-    if (buf[0] >= 'A' && buf[0] <= 'Z' && !(buf[1] >= 'A' && buf[1] <= 'Z'))
-        buf[0] = (char)(buf[0] - 'A' + 'a');
-    return buf;
-}

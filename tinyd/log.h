@@ -8,6 +8,8 @@
 #include <stdbool.h>
 #include <syslog.h>
 
+#include "format.h" /* tiny_errno_text(), the errno text of the messages */
+
 /* Starts logging, to @file (appended, created 0600) when not NULL. Until
  * log_ready(), errors and warnings also go to stderr, so that the starting
  * shell sees why tinyd did not start. Returns 0 or a negative errno (the
@@ -23,9 +25,5 @@ void log_close(void);
 /* Logs one line at a syslog priority (LOG_ERR, LOG_WARNING, LOG_INFO,
  * LOG_DEBUG); LOG_DEBUG only with -v. Thread-safe. */
 void tlog(int prio, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-/* strerror() in lowercase, as tinyd's messages are; @err positive or
- * negative. Thread-safe (thread-local buffer). */
-const char *errstr(int err);
 
 #endif

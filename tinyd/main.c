@@ -213,11 +213,11 @@ static int prepare_dir(const char *dir)
     struct stat st;
 
     if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
-        tlog(LOG_ERR, "cannot create run directory %s: %s", dir, errstr(errno));
+        tlog(LOG_ERR, "cannot create run directory %s: %s", dir, tiny_errno_text(errno));
         return -errno;
     }
     if (stat(dir, &st) < 0) {
-        tlog(LOG_ERR, "cannot use run directory %s: %s", dir, errstr(errno));
+        tlog(LOG_ERR, "cannot use run directory %s: %s", dir, tiny_errno_text(errno));
         return -errno;
     }
     if (!S_ISDIR(st.st_mode)) {
@@ -234,7 +234,7 @@ static int prepare_dir(const char *dir)
         return -EPERM;
     }
     if (!realpath(dir, run_dir)) {
-        tlog(LOG_ERR, "cannot resolve run directory %s: %s", dir, errstr(errno));
+        tlog(LOG_ERR, "cannot resolve run directory %s: %s", dir, tiny_errno_text(errno));
         return -errno;
     }
     tinyd_cfg.dir = run_dir;
@@ -271,7 +271,7 @@ static int lock_dir(int *fd_out)
         return -ENAMETOOLONG;
     fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0) {
-        tlog(LOG_ERR, "cannot open %s: %s", path, errstr(errno));
+        tlog(LOG_ERR, "cannot open %s: %s", path, tiny_errno_text(errno));
         return -errno;
     }
     if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
@@ -279,7 +279,7 @@ static int lock_dir(int *fd_out)
         if (e == EWOULDBLOCK)
             tlog(LOG_ERR, "already running on %s (pid %d)", run_dir, read_pid_file());
         else
-            tlog(LOG_ERR, "cannot lock %s: %s", path, errstr(e));
+            tlog(LOG_ERR, "cannot lock %s: %s", path, tiny_errno_text(e));
         close(fd);
         return -e;
     }
@@ -298,7 +298,7 @@ static int write_pid_file(void)
     f = fopen(tmp, "we");
     if (!f || fprintf(f, "%d\n", (int)getpid()) < 0 || fclose(f) != 0 || rename(tmp, path) < 0) {
         int e = errno ? errno : EIO;
-        tlog(LOG_ERR, "cannot write %s: %s", path, errstr(e));
+        tlog(LOG_ERR, "cannot write %s: %s", path, tiny_errno_text(e));
         unlink(tmp);
         return -e;
     }
@@ -344,7 +344,7 @@ static void *signal_main(void *arg)
 
             if (r < 0)
                 tlog(LOG_WARNING, "cannot reopen the log file %s: %s", tinyd_cfg.log_file,
-                     errstr(r));
+                     tiny_errno_text(r));
             log_stats();
         } else if (sig == SIGINT || sig == SIGTERM) {
             tlog(LOG_INFO, "received %s, stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
@@ -366,12 +366,12 @@ static int daemonize(void)
     char b;
 
     if (pipe2(p, O_CLOEXEC) < 0) {
-        fprintf(stderr, "tinyd: cannot create a pipe: %s\n", errstr(errno));
+        fprintf(stderr, "tinyd: cannot create a pipe: %s\n", tiny_errno_text(errno));
         exit(1);
     }
     pid = fork();
     if (pid < 0) {
-        fprintf(stderr, "tinyd: cannot fork: %s\n", errstr(errno));
+        fprintf(stderr, "tinyd: cannot fork: %s\n", tiny_errno_text(errno));
         exit(1);
     }
     if (pid > 0) {
@@ -425,7 +425,8 @@ int main(int argc, char **argv)
         ready_fd = daemonize();
     r = log_init(tinyd_cfg.foreground, tinyd_cfg.verbose, tinyd_cfg.log_file);
     if (r < 0) {
-        fprintf(stderr, "tinyd: cannot open the log file %s: %s\n", tinyd_cfg.log_file, errstr(r));
+        fprintf(stderr, "tinyd: cannot open the log file %s: %s\n", tinyd_cfg.log_file,
+                tiny_errno_text(r));
         return 1;
     }
     umask(077);
@@ -442,7 +443,7 @@ int main(int argc, char **argv)
     dir_path(keypath, sizeof(keypath), TINY_KEY_FILE); /* lock_dir() checked the length */
     key = ftok(keypath, TINY_FTOK_PROJ);
     if (key == (key_t)-1) {
-        tlog(LOG_ERR, "cannot derive an ipc key from %s: %s", keypath, errstr(errno));
+        tlog(LOG_ERR, "cannot derive an ipc key from %s: %s", keypath, tiny_errno_text(errno));
         goto out;
     }
     stats_init(tinyd_cfg.workers, tinyd_cfg.max_clients);
@@ -456,7 +457,7 @@ int main(int argc, char **argv)
     sched_up = true;
     r = -pthread_create(&sig_thread, NULL, signal_main, &set);
     if (r < 0) {
-        tlog(LOG_ERR, "cannot start the signal thread: %s", errstr(-r));
+        tlog(LOG_ERR, "cannot start the signal thread: %s", tiny_errno_text(-r));
         goto out;
     }
     sig_up = true;
@@ -468,7 +469,8 @@ int main(int argc, char **argv)
     if (ready_fd >= 0) {
         detach_stdio();
         if (write(ready_fd, "R", 1) != 1)
-            tlog(LOG_WARNING, "cannot tell the parent that tinyd is ready: %s", errstr(errno));
+            tlog(LOG_WARNING, "cannot tell the parent that tinyd is ready: %s",
+                 tiny_errno_text(errno));
         close(ready_fd);
         ready_fd = -1;
     }

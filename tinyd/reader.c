@@ -41,7 +41,7 @@ static void reply_send(struct client *c, struct tiny_msg *m)
         if (errno == EAGAIN)
             client_kill(c, "does not collect its replies");
         else if (errno != EIDRM && errno != EINVAL)
-            tlog(LOG_WARNING, "cannot reply to client %u: %s", c->id, errstr(errno));
+            tlog(LOG_WARNING, "cannot reply to client %u: %s", c->id, tiny_errno_text(errno));
         return;
     }
 }
@@ -64,7 +64,8 @@ static void send_done(struct client *c, uint32_t tag, uint32_t seq, uint32_t slo
 
 static void reject(struct client *c, const struct tiny_msg_submit *s, int status, uint64_t t)
 {
-    tlog(LOG_DEBUG, "client %u: request on slot %u refused: %s", c->id, s->slot, errstr(-status));
+    tlog(LOG_DEBUG, "client %u: request on slot %u refused: %s", c->id, s->slot,
+         tiny_errno_text(-status));
     stats_unit(status, 0, 0, false, now_ns() - t);
     send_done(c, s->tag, s->seq, s->slot, status, 0, 0, 0);
 }
@@ -99,7 +100,8 @@ void unit_complete(struct client *c, struct unit *u, int status)
     }
     stats_unit(status, u->in_len, out_len, codec_compressing(u->op), now_ns() - u->t_arrival);
     if (status < 0)
-        tlog(LOG_DEBUG, "client %u: unit on slot %u failed: %s", c->id, u->slot, errstr(-status));
+        tlog(LOG_DEBUG, "client %u: unit on slot %u failed: %s", c->id, u->slot,
+             tiny_errno_text(-status));
     tiny_msg_init(&m, TINY_MTYPE_REPLY + (long)u->tag, TINY_MSG_DONE);
     m.u.done.tag = u->tag;
     m.u.done.seq = u->seq;
@@ -321,7 +323,7 @@ void *reader_main(void *arg)
             if (errno == EIDRM || errno == EINVAL)
                 client_kill(c, "queue removed");
             else
-                client_kill(c, errstr(errno));
+                client_kill(c, tiny_errno_text(errno));
             break;
         }
         if (!handle(c, &rx.m, (long)n, now_ns()))

@@ -130,7 +130,7 @@ static void ipc_write(void)
             return;
         fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
         if (fd < 0) {
-            tlog(LOG_ERR, "cannot write %s: %s", path, errstr(errno));
+            tlog(LOG_ERR, "cannot write %s: %s", path, tiny_errno_text(errno));
             return;
         }
         if (fstat(fd, &st) == 0) /* a dead instance's list, already cleaned */
@@ -158,7 +158,7 @@ static void ipc_write(void)
     if (r == 0)
         old_len = (size_t)real;
     if (r < 0)
-        tlog(LOG_ERR, "cannot write %s/%s: %s", tinyd_cfg.dir, TINY_IPC_FILE, errstr(-r));
+        tlog(LOG_ERR, "cannot write %s/%s: %s", tinyd_cfg.dir, TINY_IPC_FILE, tiny_errno_text(-r));
     free(buf);
 }
 
@@ -250,7 +250,7 @@ int registry_open(key_t key)
     regq = msgget(key, IPC_CREAT | IPC_EXCL | 0600);
     if (regq < 0) {
         r = -errno;
-        tlog(LOG_ERR, "cannot create registration queue: %s", errstr(errno));
+        tlog(LOG_ERR, "cannot create registration queue: %s", tiny_errno_text(errno));
         return r;
     }
     /* Leaves our pid in msg_lrpid for the stale check of another tinyd. */
@@ -373,20 +373,21 @@ static int client_create(const struct tiny_msg_hello *h, struct client **out)
     c->qid = msgget(IPC_PRIVATE, IPC_CREAT | 0600);
     if (c->qid < 0) {
         r = -errno;
-        tlog(LOG_ERR, "cannot create a client queue: %s", errstr(errno));
+        tlog(LOG_ERR, "cannot create a client queue: %s", tiny_errno_text(errno));
         goto fail_mem;
     }
     c->shmid = shmget(IPC_PRIVATE, seg, IPC_CREAT | 0600);
     if (c->shmid < 0) {
         r = -errno;
-        tlog(LOG_ERR, "cannot create a segment of %" PRIu64 " bytes: %s", seg, errstr(errno));
+        tlog(LOG_ERR, "cannot create a segment of %" PRIu64 " bytes: %s", seg,
+             tiny_errno_text(errno));
         goto fail_q;
     }
     c->seg = shmat(c->shmid, NULL, 0);
     if (c->seg == (void *)-1) {
         r = -errno;
         c->seg = NULL;
-        tlog(LOG_ERR, "cannot attach segment %d: %s", c->shmid, errstr(errno));
+        tlog(LOG_ERR, "cannot attach segment %d: %s", c->shmid, tiny_errno_text(errno));
         goto fail_shm;
     }
     pthread_mutex_lock(&reg_mu);
@@ -415,7 +416,7 @@ static int client_create(const struct tiny_msg_hello *h, struct client **out)
     c->reader_settled = true;
     pthread_mutex_unlock(&reg_mu);
     if (r < 0) {
-        tlog(LOG_ERR, "cannot start a reader thread: %s", errstr(-r));
+        tlog(LOG_ERR, "cannot start a reader thread: %s", tiny_errno_text(-r));
         client_kill(c, "no reader thread");
         client_unref(c);
         return r;
@@ -508,7 +509,7 @@ static void on_hello(const struct tiny_msg *m, long n)
         tlog(LOG_INFO, "client %u (pid %d) connected: %u slots of %zu bytes, weight %u", c->id,
              (int)c->pid, c->n_slots, c->slot_size, c->weight);
     } else {
-        tlog(LOG_INFO, "refused client pid %d: %s", (int)h->pid, errstr(-status));
+        tlog(LOG_INFO, "refused client pid %d: %s", (int)h->pid, tiny_errno_text(-status));
     }
     for (;;) {
         if (msgsnd(regq, &w, TINY_MSG_SIZE, IPC_NOWAIT) == 0) {
@@ -518,7 +519,7 @@ static void on_hello(const struct tiny_msg *m, long n)
         }
         if (errno == EINTR)
             continue;
-        tlog(LOG_WARNING, "cannot answer pid %d: %s", (int)h->pid, errstr(errno));
+        tlog(LOG_WARNING, "cannot answer pid %d: %s", (int)h->pid, tiny_errno_text(errno));
         if (c)
             client_kill(c, "welcome not sent");
         break;
@@ -542,7 +543,7 @@ int registry_serve(void)
             continue;
         if (atomic_load(&stopping))
             return 0;
-        tlog(LOG_ERR, "cannot receive on the registration queue: %s", errstr(errno));
+        tlog(LOG_ERR, "cannot receive on the registration queue: %s", tiny_errno_text(errno));
         return -errno;
     }
 }
@@ -686,7 +687,7 @@ int registry_start(void)
     pthread_condattr_destroy(&ca);
     r = -pthread_create(&reaper, NULL, reaper_main, NULL);
     if (r < 0) {
-        tlog(LOG_ERR, "cannot start the reaper thread: %s", errstr(-r));
+        tlog(LOG_ERR, "cannot start the reaper thread: %s", tiny_errno_text(-r));
         return r;
     }
     reaper_started = true;

@@ -172,7 +172,7 @@ int sched_start(unsigned n)
     for (; started < n; started++) {
         r = -pthread_create(&workers[started], NULL, worker_main, NULL);
         if (r < 0) {
-            tlog(LOG_ERR, "cannot start worker thread: %s", errstr(-r));
+            tlog(LOG_ERR, "cannot start worker thread: %s", tiny_errno_text(-r));
             goto fail;
         }
     }

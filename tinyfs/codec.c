@@ -139,7 +139,7 @@ int tfs_codec_ensure_daemon(const char *argv0)
         }
         rc = start_tinyd();
         if (rc < 0 && rc != -ECHILD) {
-            fprintf(stderr, "tinyfs: cannot start %s: %s\n", tinyd_path, tfs_strerror(-rc));
+            fprintf(stderr, "tinyfs: cannot start %s: %s\n", tinyd_path, tiny_errno_text(-rc));
             return rc;
         }
         rc = connect_now(&c);

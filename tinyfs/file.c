@@ -273,7 +273,7 @@ static int j_open(void)
     if (j_fd < 0) {
         int rc = -errno;
 
-        tfs_log("cannot open the journal %s: %s", TFS_JOURNAL, tfs_strerror(errno));
+        tfs_log("cannot open the journal %s: %s", TFS_JOURNAL, tiny_errno_text(errno));
         return rc;
     }
     j_len = fstat(j_fd, &st) == 0 ? (uint64_t)st.st_size : 0;
@@ -298,7 +298,7 @@ static int j_write(const unsigned char *p, size_t len)
     if (rc == 0 && fdatasync(j_fd) < 0)
         rc = -errno;
     if (rc < 0) {
-        tfs_log("cannot write the journal %s: %s", TFS_JOURNAL, tfs_strerror(-rc));
+        tfs_log("cannot write the journal %s: %s", TFS_JOURNAL, tiny_errno_text(-rc));
         if (ftruncate(j_fd, (off_t)j_len) < 0)
             rc = -errno;
         return rc;
@@ -532,7 +532,7 @@ static int journal_sync(struct tfs_file *f)
     }
     pthread_mutex_unlock(&j_lock);
     if (rc < 0)
-        tfs_log("%s: cannot drop its journal entries: %s", f->name, tfs_strerror(-rc));
+        tfs_log("%s: cannot drop its journal entries: %s", f->name, tiny_errno_text(-rc));
     return rc;
 }
 
@@ -652,7 +652,7 @@ static int append_chunk(struct tfs_file *f, const unsigned char *rec, size_t rec
 undo:
     if (ftruncate(f->fd, (off_t)old) < 0)
         tfs_log("%s: cannot undo a failed write of chunk %llu: %s", f->name,
-                (unsigned long long)idx, tfs_strerror(errno));
+                (unsigned long long)idx, tiny_errno_text(errno));
     else if (k)
         write_gidx(f, g, &prev); /* the index write may have failed half-way */
     return rc;
@@ -1022,7 +1022,7 @@ static int complete(struct tfs_file *f, struct entry *e)
     rc = write_chunk(f, e->idx, out, (size_t)r, e->len);
     if (rc < 0) {
         tfs_log("%s: cannot write chunk %llu: %s", f->name, (unsigned long long)e->idx,
-                tfs_strerror(-rc));
+                tiny_errno_text(-rc));
         if (!f->err)
             f->err = rc;
         writeback_failed(f, e);
@@ -1779,7 +1779,7 @@ static int setup(struct tfs_file *f, int flags, const struct stat *st)
         return -EIO;
     }
     if (kind < 0) {
-        tfs_log("%s: corrupt tinyfs header: %s", f->name, tfs_strerror(-kind));
+        tfs_log("%s: corrupt tinyfs header: %s", f->name, tiny_errno_text(-kind));
         return -EIO;
     }
     f->stored_len = (uint64_t)st->st_size;

@@ -290,7 +290,7 @@ int tfs_journal_replay(int storefd, int repair, void (*say)(const char *fmt, ...
                     !repair ? ", old content in the journal"
                     : r     ? ", cannot restore the old content: "
                             : ", old content restored",
-                    r ? tfs_strerror(-r) : "");
+                    r ? tiny_errno_text(-r) : "");
             if (r < 0 && rc == 0)
                 rc = r;
             count++;

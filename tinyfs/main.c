@@ -13,6 +13,7 @@
 #include <fuse_lowlevel.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,23 @@ extern unsigned tfs_max_write, tfs_st_blksize;
 extern double tfs_attr_timeout;
 extern struct fuse_session *tfs_se;
 extern struct fuse_conn_info_opts *tfs_conn_opts;
+
+int tfs_foreground;
+
+void tfs_log(const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    if (tfs_foreground) {
+        fprintf(stderr, "tinyfs: ");
+        vfprintf(stderr, fmt, ap);
+        fputc('\n', stderr);
+    } else {
+        vsyslog(LOG_ERR, fmt, ap);
+    }
+    va_end(ap);
+}
 
 struct conf {
     char *store;
@@ -108,7 +126,8 @@ static void *read_ahead_thread(void *arg)
             close(fd);
     }
     if (rc < 0 && !r->quiet)
-        tfs_log("cannot set the read-ahead of %s to %d KiB: %s", r->mnt, r->kb, tfs_strerror(-rc));
+        tfs_log("cannot set the read-ahead of %s to %d KiB: %s", r->mnt, r->kb,
+                tiny_errno_text(-rc));
     free(r->mnt);
     free(r);
     return NULL;
@@ -214,12 +233,12 @@ int main(int argc, char *argv[])
     tfs_attr_timeout = c.attr_timeout;
     store = realpath(c.store, NULL);
     if (!store) {
-        fprintf(stderr, "tinyfs: cannot use store %s: %s\n", c.store, tfs_strerror(errno));
+        fprintf(stderr, "tinyfs: cannot use store %s: %s\n", c.store, tiny_errno_text(errno));
         goto out;
     }
     tfs_store_fd = open(store, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (tfs_store_fd < 0) {
-        fprintf(stderr, "tinyfs: cannot open store %s: %s\n", store, tfs_strerror(errno));
+        fprintf(stderr, "tinyfs: cannot open store %s: %s\n", store, tiny_errno_text(errno));
         goto out;
     }
     tfs_store_path = store;
@@ -242,7 +261,7 @@ int main(int argc, char *argv[])
     rc = tfs_journal_replay(tfs_store_fd, 1, tfs_log);
     if (rc < 0) {
         fprintf(stderr, "tinyfs: cannot replay the journal %s/%s: %s\n", store, TFS_JOURNAL,
-                tfs_strerror(-rc));
+                tiny_errno_text(-rc));
         rc = 1;
         goto out;
     }
@@ -256,7 +275,7 @@ int main(int argc, char *argv[])
     raise_nofile();
     rc = tfs_inode_init(tfs_store_fd);
     if (rc < 0) {
-        fprintf(stderr, "tinyfs: cannot open store %s: %s\n", store, tfs_strerror(-rc));
+        fprintf(stderr, "tinyfs: cannot open store %s: %s\n", store, tiny_errno_text(-rc));
         rc = 1;
         goto out;
     }

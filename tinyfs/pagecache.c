@@ -236,7 +236,7 @@ void tfs_pc_inval(struct tfs_inode *i)
         if (!stopping)
             tfs_log("cannot drop the kernel's cached pages of inode %llu: %s",
                     (unsigned long long)tfs_inode_id(i),
-                    v ? "no page-cache thread" : tfs_strerror(ENOMEM));
+                    v ? "no page-cache thread" : tiny_errno_text(ENOMEM));
         return;
     }
     *v = (struct inval){i, invals};

@@ -20,6 +20,7 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 
+#include "format.h" /* tiny_errno_text(), the errno text of the messages */
 #include "tiny.h"
 
 /* ---- format.c: the stored layout (version 2, docs/format.md) ---- */
@@ -340,11 +341,6 @@ void tfs_file_journal_close(void);
 
 /* Log a line (syslog when daemonized, stderr in the foreground). */
 void tfs_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-/* strerror() of @err (either sign) with a lowercase first letter, in one of
- * a few thread-local buffers used in turn, so several calls in one message
- * each keep their text. */
-const char *tfs_strerror(int err);
 
 extern int tfs_foreground;
 extern int tfs_store_fd;           /* the store directory */
