@@ -1,7 +1,8 @@
 /*
  * internal.h - what the files of libtiny share and nobody else sees: the
- * connection object (conn.c), the request engine's hooks into it (req.c), and
- * the raw-stream cutter (rawsplit.c). Not installed.
+ * connection object (conn.c), requests and their units (req.c drives them,
+ * cut.c cuts them, buf.c is the zero-copy API) and the raw-stream cutter
+ * (rawsplit.c). Not installed.
  */
 #ifndef TINY_INTERNAL_H
 #define TINY_INTERNAL_H
@@ -155,6 +156,92 @@ int tiny_conn_recv_spin(tiny_conn *conn, long mtype, uint64_t spin_ns, struct ti
                         int *hit);
 /* Starts a thread with every signal blocked. */
 int tiny_thread_start(pthread_t *t, void *(*fn)(void *), void *arg);
+
+/*
+ * Requests. A request's units run in slots, at most TINY_REQ_INFLIGHT of
+ * them in its ring; req->nu is the next one, cut (cut.c) but not yet sent
+ * (req.c).
+ */
+enum unit_state { U_RUN, U_READY, U_FETCH, U_FREE };
+
+struct tiny_unit {
+    struct tiny_src src;
+    uint64_t arg;
+    uint32_t flags; /* public flags | TINY_UF_FIRST */
+    int staged;
+    int need_hist;      /* raw unit whose input includes earlier output */
+    uint64_t out_start; /* where that output ends */
+    uint64_t expect;    /* exact output length, or UINT64_MAX */
+    /* while in flight */
+    uint32_t seq;
+    unsigned slot;
+    int state;
+    int status;
+    size_t in_sent;
+    uint64_t out_len, piece_off, piece_len, copied;
+};
+
+struct tiny_req {
+    tiny_conn *conn;
+    struct tiny_buf *buf;         /* a zero-copy request: its one unit runs in buf's slot */
+    struct tiny_req *next, *prev; /* conn->reqs: not yet released by tiny_wait() */
+    struct tiny_req *pnext;       /* the progress thread's lists */
+    int op;
+    unsigned flags;
+    const unsigned char *in;
+    size_t in_len;
+    unsigned char *out;
+    size_t out_cap;
+    size_t out_pos;
+    tiny_callback cb;
+    void *cb_arg;
+    int progress; /* driven by the progress thread */
+    int done;     /* progress requests: complete, under conn->lock */
+    unsigned tag;
+    int err;
+    int finished;
+    ssize_t result;
+
+    /* cutting */
+    size_t cut_pos;
+    size_t target; /* unit size: input (compressing ops) or output bound */
+    int first_done;
+    int no_more;
+    int have_next;
+    int split; /* raw stream cut by rawsplit */
+    uint64_t raw_total;
+    struct tiny_rawsplit rs;
+    struct tiny_unit nu; /* the next unit, cut but not yet sent */
+
+    /* in flight, in submission order */
+    struct tiny_unit ring[TINY_REQ_INFLIGHT];
+    unsigned head, count, inflight;
+};
+
+struct tiny_buf {
+    tiny_conn *conn;
+    int op;
+    unsigned slot;
+    size_t in_off, in_cap;
+    atomic_int busy; /* a request of this buf is in flight */
+};
+
+/* Takes a slot (and a tag) for @req; -EAGAIN if none is free and !@block (req.c). */
+int tiny_slot_acquire(tiny_req *req, int block, unsigned *slot);
+/* Gives back a slot of tiny_slot_acquire(), and the tag with the last one (req.c). */
+void tiny_slot_release(tiny_req *req, unsigned slot);
+/* The first byte of @slot in the shared segment (req.c). */
+unsigned char *tiny_slot_ptr(tiny_conn *c, unsigned slot);
+/* Creates, checks and starts a request; @direct: its caller drives it (req.c). */
+int tiny_req_submit(tiny_conn *conn, int op, unsigned flags, const void *in, size_t in_len,
+                    void *out, size_t out_cap, tiny_callback cb, void *arg, int direct,
+                    tiny_buf *buf, tiny_req **reqp);
+/* Per-op checks and unit sizes at submission; bad data sets req->err (cut.c). */
+int tiny_req_plan(tiny_req *req);
+/* Cuts the next unit into req->nu, or sets req->no_more or req->err (cut.c). */
+void tiny_req_prepare_next(tiny_req *req);
+/* tiny_req_plan() for a request of a tiny_buf (buf.c). */
+int tiny_req_plan_buf(tiny_req *req);
 
 /* Request engine hooks (req.c) used by tiny_disconnect(). */
 void *tiny_progress_main(void *arg);

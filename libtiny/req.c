@@ -1,13 +1,12 @@
 /*
- * req.c - requests: cutting into units, slot allocation, pipelining,
- * wait/poll/callbacks.
+ * req.c - requests: slot allocation, pipelining, wait/poll/callbacks.
  *
- * A request is cut lazily into units (one slot each, see tiny_proto.h); at
- * most min(n_slots, TINY_REQ_INFLIGHT) units of one request are in flight,
- * kept in a ring in submission order. Outputs are copied out in that order:
- * a unit that completes early keeps its slot until the units before it are
- * copied, which is what lets compressed outputs of unknown size be
- * concatenated.
+ * A request is cut lazily into units (one slot each, see tiny_proto.h; the
+ * cutting is cut.c's); at most min(n_slots, TINY_REQ_INFLIGHT) units of one
+ * request are in flight, kept in a ring in submission order. Outputs are
+ * copied out in that order: a unit that completes early keeps its slot until
+ * the units before it are copied, which is what lets compressed outputs of
+ * unknown size be concatenated.
  *
  * Who drives a request:
  *  - a blocking call (tiny_run), the calling thread itself, which waits at
@@ -29,9 +28,10 @@
  * blocked for a slot, a request that already has a unit in flight takes no
  * more, so every thread sharing a connection makes progress.
  *
- * A zero-copy request (tiny_buf) is one unit in the slot its buf holds:
- * the input is already there, the output stays there, and the slot is the
- * buf's until tiny_buf_put(), so acquire() and release() only count it.
+ * A zero-copy request (tiny_buf, buf.c) is one unit in the slot its buf
+ * holds: the input is already there, the output stays there, and the slot
+ * is the buf's until tiny_buf_put(), so tiny_slot_acquire() and
+ * tiny_slot_release() only count it.
  *
  * On an error the request stops submitting, still collects the replies of
  * its units in flight (tinyd owns those slots until it answers, and a
@@ -44,94 +44,11 @@
 
 #include "internal.h"
 
-#define BLOCK 65536u
-
-enum unit_state { U_RUN, U_READY, U_FETCH, U_FREE };
-
-struct tiny_unit {
-    struct tiny_src src;
-    uint64_t arg;
-    uint32_t flags; /* public flags | TINY_UF_FIRST */
-    int staged;
-    int need_hist;      /* raw unit whose input includes earlier output */
-    uint64_t out_start; /* where that output ends */
-    uint64_t expect;    /* exact output length, or UINT64_MAX */
-    /* while in flight */
-    uint32_t seq;
-    unsigned slot;
-    int state;
-    int status;
-    size_t in_sent;
-    uint64_t out_len, piece_off, piece_len, copied;
-};
-
-struct tiny_req {
-    tiny_conn *conn;
-    struct tiny_buf *buf;         /* a zero-copy request: its one unit runs in buf's slot */
-    struct tiny_req *next, *prev; /* conn->reqs: not yet released by tiny_wait() */
-    struct tiny_req *pnext;       /* the progress thread's lists */
-    int op;
-    unsigned flags;
-    const unsigned char *in;
-    size_t in_len;
-    unsigned char *out;
-    size_t out_cap;
-    size_t out_pos;
-    tiny_callback cb;
-    void *cb_arg;
-    int progress; /* driven by the progress thread */
-    int done;     /* progress requests: complete, under conn->lock */
-    unsigned tag;
-    int err;
-    int finished;
-    ssize_t result;
-
-    /* cutting */
-    size_t cut_pos;
-    size_t target; /* unit size: input (compressing ops) or output bound */
-    int first_done;
-    int no_more;
-    int have_next;
-    int split; /* raw stream cut by rawsplit */
-    uint64_t raw_total;
-    struct tiny_rawsplit rs;
-    struct tiny_unit nu; /* the next unit, cut but not yet sent */
-
-    /* in flight, in submission order */
-    struct tiny_unit ring[TINY_REQ_INFLIGHT];
-    unsigned head, count, inflight;
-};
-
-struct tiny_buf {
-    tiny_conn *conn;
-    int op;
-    unsigned slot;
-    size_t in_off, in_cap;
-    atomic_int busy; /* a request of this buf is in flight */
-};
-
-size_t tiny_max_output(int op, size_t n)
-{
-    size_t full = n / BLOCK, rest = n % BLOCK;
-
-    switch (op) {
-    case TINY_OP_COMPRESS:
-        return 10 + full * tiny_snappy_bound(BLOCK) + (rest ? tiny_snappy_bound(rest) : 0);
-    case TINY_OP_FRAME_COMPRESS:
-        return TINY_STREAM_ID_LEN + full * (TINY_CHUNK_OVERHEAD + BLOCK) +
-               (rest ? TINY_CHUNK_OVERHEAD + rest : 0);
-    case TINY_OP_CHUNK_COMPRESS:
-        return TINY_CHUNK_OVERHEAD + n;
-    default:
-        return 0;
-    }
-}
-
 /* ---- slots and tags ---------------------------------------------------- */
 
 /* Takes a slot (and a tag, for a request without callback that has none in
  * flight). Blocks only if @block; -EAGAIN otherwise when none is free. */
-static int acquire(tiny_req *req, int block, unsigned *slot)
+int tiny_slot_acquire(tiny_req *req, int block, unsigned *slot)
 {
     tiny_conn *c = req->conn;
     int r = 0;
@@ -142,7 +59,7 @@ static int acquire(tiny_req *req, int block, unsigned *slot)
         pthread_mutex_lock(&c->lock);
         while (!req->progress && c->n_free_tags == 0 && !atomic_load(&c->dead) && !c->closing &&
                block) {
-            c->slot_waiters++; /* so that release() wakes us */
+            c->slot_waiters++; /* so that tiny_slot_release() wakes us */
             pthread_cond_wait(&c->cv, &c->lock);
             c->slot_waiters--;
         }
@@ -186,7 +103,7 @@ static int acquire(tiny_req *req, int block, unsigned *slot)
     return r;
 }
 
-static void release(tiny_req *req, unsigned slot)
+void tiny_slot_release(tiny_req *req, unsigned slot)
 {
     tiny_conn *c = req->conn;
 
@@ -203,257 +120,9 @@ static void release(tiny_req *req, unsigned slot)
     pthread_mutex_unlock(&c->lock);
 }
 
-/* ---- cutting ----------------------------------------------------------- */
-
-static int cut_compress(tiny_req *req, struct tiny_unit *u)
-{
-    size_t rem = req->in_len - req->cut_pos;
-    size_t len = rem < req->target ? rem : req->target;
-
-    if (rem == 0 && req->first_done)
-        return 0;
-    tiny_src_add(&u->src, TINY_SRC_IN, req->cut_pos, len);
-    req->cut_pos += len;
-    u->staged = tiny_max_output(req->op, len) > req->conn->slot_size;
-    if (!req->first_done && req->op == TINY_OP_COMPRESS)
-        u->arg = req->in_len;
-    return 1;
-}
-
-/* Output bound of a framed chunk at @p, as tiny_frame_scan() counts it. */
-static size_t chunk_bound(const unsigned char *p, size_t clen)
-{
-    if (p[0] == TINY_CHUNK_COMPRESSED)
-        return TINY_CHUNK_MAX;
-    if (p[0] == TINY_CHUNK_UNCOMPRESSED)
-        return clen - TINY_CHUNK_HDR - TINY_CHUNK_CRC;
-    return 0;
-}
-
-/* Whole chunks per unit; the stream was checked by tiny_frame_scan(). */
-static int cut_frame(tiny_req *req, struct tiny_unit *u)
-{
-    const unsigned char *in = req->in;
-    size_t ss = req->conn->slot_size;
-    size_t start = req->cut_pos, p = start, bound = 0;
-
-    while (p < req->in_len) {
-        size_t clen = TINY_CHUNK_HDR + tiny_get_le24(in + p + 1);
-        size_t cb = chunk_bound(in + p, clen);
-
-        if (p == start && clen + cb > ss) {
-            if (in[p] > TINY_CHUNK_UNCOMPRESSED) {
-                /* A skippable chunk too large for a slot: skip it here, as
-                 * tinyd would, unless the stream must start with its id. */
-                if (!req->first_done && !(req->flags & TINY_F_CONTINUE))
-                    return -EBADMSG;
-                start = p = p + clen;
-                continue;
-            }
-            u->staged = 1;
-            p += clen;
-            break;
-        }
-        if (p > start && ((p - start) + clen + bound + cb > ss || bound + cb > req->target))
-            break;
-        p += clen;
-        bound += cb;
-    }
-    req->cut_pos = p;
-    if (p == start)
-        return 0;
-    tiny_src_add(&u->src, TINY_SRC_IN, start, p - start);
-    return 1;
-}
-
-static int cut_raw(tiny_req *req, struct tiny_unit *u)
-{
-    size_t ss = req->conn->slot_size;
-    struct tiny_rawunit ru;
-    int r;
-
-    if (!req->split) {
-        if (req->first_done)
-            return 0;
-        tiny_src_add(&u->src, TINY_SRC_IN, 0, req->in_len);
-        u->expect = req->raw_total;
-        u->staged = !(req->in_len <= ss && req->raw_total <= ss);
-        return 1;
-    }
-    r = tiny_rawsplit_next(&req->rs, &ru);
-    if (r <= 0)
-        return r;
-    u->src = ru.src;
-    u->arg = ru.hist;
-    u->need_hist = ru.hist > 0;
-    u->out_start = ru.out_start;
-    u->expect = ru.out_len;
-    u->staged = !(ru.src.len <= ss && ru.out_len <= ss);
-    return 1;
-}
-
-static int cut_single(tiny_req *req, struct tiny_unit *u)
-{
-    size_t ss = req->conn->slot_size;
-
-    if (req->first_done)
-        return 0;
-    tiny_src_add(&u->src, TINY_SRC_IN, 0, req->in_len);
-    if (req->op == TINY_OP_CHUNK_COMPRESS) {
-        u->staged = tiny_max_output(req->op, req->in_len) > ss;
-    } else {
-        if (req->in_len < TINY_CHUNK_HDR + TINY_CHUNK_CRC)
-            return -EBADMSG;
-        u->staged = req->in_len + chunk_bound(req->in, req->in_len) > ss;
-        if (u->staged && req->in_len > TINY_STAGE_MAX)
-            return -EBADMSG;
-    }
-    return 1;
-}
-
-static void prepare_next(tiny_req *req)
-{
-    struct tiny_unit *u = &req->nu;
-    int r;
-
-    if (req->have_next || req->no_more || req->err)
-        return;
-    memset(u, 0, sizeof *u);
-    u->expect = UINT64_MAX;
-    if (req->buf) {
-        r = !req->first_done;
-        u->src.len = req->in_len;
-        if (req->op == TINY_OP_COMPRESS)
-            u->arg = req->in_len;
-        if (req->op == TINY_OP_DECOMPRESS)
-            u->expect = req->raw_total;
-    } else {
-        switch (req->op) {
-        case TINY_OP_COMPRESS:
-        case TINY_OP_FRAME_COMPRESS:
-            r = cut_compress(req, u);
-            break;
-        case TINY_OP_FRAME_DECOMPRESS:
-            r = cut_frame(req, u);
-            break;
-        case TINY_OP_DECOMPRESS:
-            r = cut_raw(req, u);
-            break;
-        default:
-            r = cut_single(req, u);
-            break;
-        }
-    }
-    if (r < 0) {
-        req->err = r;
-    } else if (r == 0) {
-        req->no_more = 1;
-    } else {
-        u->flags = req->flags | (req->first_done ? 0 : TINY_UF_FIRST);
-        req->first_done = 1;
-        req->have_next = 1;
-    }
-}
-
-/* Per-op checks and unit sizes, at submission. Errors in the data make the
- * request fail (returned 0 with req->err set); bad arguments are returned. */
-static int plan_buf(tiny_req *req);
-
-static int plan(tiny_req *req)
-{
-    size_t ss = req->conn->slot_size;
-
-    if (req->buf)
-        return plan_buf(req);
-
-    switch (req->op) {
-    case TINY_OP_COMPRESS:
-    case TINY_OP_FRAME_COMPRESS: {
-        size_t blocks = (req->in_len + BLOCK - 1) / BLOCK, k = (blocks + 1) / 2, fit = 0;
-
-        if (req->op == TINY_OP_COMPRESS && req->in_len > UINT32_MAX)
-            return -EINVAL;
-        /* Half the request per unit so a blocking caller keeps two workers
-         * busy, at most TINY_UNIT_TARGET, at least one block. */
-        while (fit < 16 && tiny_max_output(req->op, (fit + 1) * BLOCK) <= ss)
-            fit++;
-        if (k > TINY_UNIT_TARGET / BLOCK)
-            k = TINY_UNIT_TARGET / BLOCK;
-        if (k < 1)
-            k = 1;
-        if (fit == 0)
-            k = 1; /* staged, one block per unit */
-        else if (k > fit)
-            k = fit;
-        req->target = k * BLOCK;
-        return 0;
-    }
-    case TINY_OP_FRAME_DECOMPRESS: {
-        size_t whole, out_max, t;
-        ssize_t n;
-
-        if (req->in_len == 0) {
-            /* An empty stream continues nothing; a new one lacks its id. */
-            if (!(req->flags & TINY_F_CONTINUE))
-                req->err = -EBADMSG;
-            req->no_more = 1;
-            return 0;
-        }
-        n = tiny_frame_scan(req->in, req->in_len, &whole, &out_max);
-        if (n < 0 || whole != req->in_len) {
-            req->err = -EBADMSG;
-            return 0;
-        }
-        t = (out_max / 2 + BLOCK - 1) / BLOCK * BLOCK;
-        req->target = t < BLOCK ? BLOCK : t > TINY_UNIT_TARGET ? TINY_UNIT_TARGET : t;
-        return 0;
-    }
-    case TINY_OP_DECOMPRESS: {
-        size_t total, ob, ib;
-        int r;
-
-        if (tiny_raw_length(req->in, req->in_len, &total) < 0) {
-            req->err = -EBADMSG;
-            return 0;
-        }
-        if (total > req->out_cap) {
-            req->err = -ENOSPC;
-            return 0;
-        }
-        req->raw_total = total;
-        if (total <= TINY_RAW_UNIT_MAX &&
-            ((req->in_len <= ss && total <= ss) || req->in_len <= TINY_STAGE_MAX))
-            return 0;
-        /* Slots of 192 KiB or more take in-slot units of at most a slot;
-         * smaller ones get staged units. Either way the unit's stream
-         * leaves room for TINY_RAW_WINDOW bytes of history. */
-        if (ss >= (192u << 10)) {
-            ob = ss < TINY_UNIT_TARGET ? ss : TINY_UNIT_TARGET;
-            ib = ss - TINY_RAW_WINDOW - 32;
-        } else {
-            ob = TINY_UNIT_TARGET;
-            ib = TINY_STAGE_MAX - TINY_RAW_WINDOW - 32;
-        }
-        r = tiny_rawsplit_init(&req->rs, req->in, req->in_len, ob, ib);
-        if (r < 0) {
-            req->err = r;
-            return 0;
-        }
-        req->split = 1;
-        return 0;
-    }
-    case TINY_OP_CHUNK_COMPRESS:
-        return req->in_len > TINY_CHUNK_MAX ? -EINVAL : 0;
-    case TINY_OP_CHUNK_DECOMPRESS:
-        return 0;
-    default:
-        return -EINVAL;
-    }
-}
-
 /* ---- units in flight --------------------------------------------------- */
 
-static unsigned char *slot_ptr(tiny_conn *c, unsigned slot)
+unsigned char *tiny_slot_ptr(tiny_conn *c, unsigned slot)
 {
     return c->base + (size_t)slot * c->slot_size;
 }
@@ -485,7 +154,7 @@ static int send_unit(tiny_req *req, unsigned slot)
 {
     tiny_conn *c = req->conn;
     struct tiny_unit *u = ring_at(req, req->count);
-    unsigned char *s = slot_ptr(c, slot);
+    unsigned char *s = tiny_slot_ptr(c, slot);
     size_t len = req->nu.src.len, ss = c->slot_size;
     struct tiny_msg m;
     int r;
@@ -518,7 +187,7 @@ static int send_unit(tiny_req *req, unsigned slot)
     r = tiny_conn_send(c, &m);
     if (r < 0) {
         u->state = U_FREE;
-        release(req, slot);
+        tiny_slot_release(req, slot);
         ring_pop_free(req);
     }
     return r;
@@ -531,12 +200,12 @@ static void fill(tiny_req *req, int block)
         unsigned slot;
         int r;
 
-        prepare_next(req);
+        tiny_req_prepare_next(req);
         if (!req->have_next || req->count >= req->conn->cap)
             return;
         if (req->nu.need_hist && req->out_pos != req->nu.out_start)
             return;
-        r = acquire(req, block && req->inflight == 0, &slot);
+        r = tiny_slot_acquire(req, block && req->inflight == 0, &slot);
         if (r == -EAGAIN)
             return;
         if (r == 0)
@@ -585,7 +254,7 @@ static void handle_msg(tiny_req *req, const struct tiny_msg *m)
             return;
         }
         n = u->src.len - u->in_sent < ss ? u->src.len - u->in_sent : ss;
-        tiny_src_copy(&u->src, req->in, req->out, u->in_sent, slot_ptr(c, u->slot), n);
+        tiny_src_copy(&u->src, req->in, req->out, u->in_sent, tiny_slot_ptr(c, u->slot), n);
         u->in_sent += n;
         msg_for(&p, TINY_MSG_PIECE, req, u);
         p.u.submit.in_len = n;
@@ -651,14 +320,14 @@ static void deliver(tiny_req *req)
             break;
         }
         if (u->piece_len && !req->buf) /* a buf's output stays in its slot */
-            memcpy(req->out + req->out_pos + u->piece_off, slot_ptr(c, u->slot), u->piece_len);
+            memcpy(req->out + req->out_pos + u->piece_off, tiny_slot_ptr(c, u->slot), u->piece_len);
         if (u->piece_off + u->piece_len < u->out_len) {
             fetch(req, u);
             return;
         }
         req->out_pos += u->out_len;
         u->state = U_FREE;
-        release(req, u->slot);
+        tiny_slot_release(req, u->slot);
         ring_pop_free(req);
     }
     if (!req->err)
@@ -672,7 +341,7 @@ static void deliver(tiny_req *req)
             fetch(req, u);
         } else {
             u->state = U_FREE;
-            release(req, u->slot);
+            tiny_slot_release(req, u->slot);
         }
     }
     ring_pop_free(req);
@@ -838,9 +507,9 @@ static int check_flags(int op, unsigned flags)
 }
 
 /* @direct: the calling thread waits for the request at once and drives it. */
-static int submit(tiny_conn *conn, int op, unsigned flags, const void *in, size_t in_len, void *out,
-                  size_t out_cap, tiny_callback cb, void *arg, int direct, tiny_buf *buf,
-                  tiny_req **reqp)
+int tiny_req_submit(tiny_conn *conn, int op, unsigned flags, const void *in, size_t in_len,
+                    void *out, size_t out_cap, tiny_callback cb, void *arg, int direct,
+                    tiny_buf *buf, tiny_req **reqp)
 {
     tiny_req *req;
     int r;
@@ -866,7 +535,7 @@ static int submit(tiny_conn *conn, int op, unsigned flags, const void *in, size_
     req->cb = cb;
     req->cb_arg = arg;
     req->progress = !direct;
-    r = plan(req);
+    r = tiny_req_plan(req);
     if (r < 0) {
         free(req);
         return r;
@@ -934,7 +603,7 @@ static void req_release(tiny_req *req)
 int tiny_submit(tiny_conn *conn, int op, unsigned flags, const void *in, size_t in_len, void *out,
                 size_t out_cap, tiny_callback cb, void *arg, tiny_req **reqp)
 {
-    return submit(conn, op, flags, in, in_len, out, out_cap, cb, arg, 0, NULL, reqp);
+    return tiny_req_submit(conn, op, flags, in, in_len, out, out_cap, cb, arg, 0, NULL, reqp);
 }
 
 ssize_t tiny_wait(tiny_req *req)
@@ -979,7 +648,7 @@ ssize_t tiny_run(tiny_conn *conn, int op, unsigned flags, const void *in, size_t
                  size_t out_cap)
 {
     tiny_req *req;
-    int r = submit(conn, op, flags, in, in_len, out, out_cap, NULL, NULL, 1, NULL, &req);
+    int r = tiny_req_submit(conn, op, flags, in, in_len, out, out_cap, NULL, NULL, 1, NULL, &req);
 
     if (r < 0)
         return r;
@@ -1008,178 +677,6 @@ ssize_t tiny_frame_decompress(tiny_conn *conn, const void *in, size_t in_len, vo
     return tiny_run(conn, TINY_OP_FRAME_DECOMPRESS, 0, in, in_len, out, out_cap);
 }
 
-/* ---- zero-copy requests ------------------------------------------------- */
-
-/* Where a buf of @op takes its input in a slot of @ss bytes, and how much:
- * the compressing ops leave the worst-case output room before it; the
- * decompressing ones copy their whole input into tinyd before writing
- * output over it, except FRAME_DECOMPRESS, which goes chunk by chunk and
- * so gets the second half, its output the first. */
-static size_t buf_geometry(int op, size_t ss, size_t *off)
-{
-    size_t lo = 0, hi = ss;
-
-    *off = 0;
-    switch (op) {
-    case TINY_OP_COMPRESS:
-    case TINY_OP_FRAME_COMPRESS:
-    case TINY_OP_CHUNK_COMPRESS:
-        while (lo < hi) {
-            size_t mid = lo + (hi - lo + 1) / 2;
-
-            if (mid + tiny_max_output(op, mid) <= ss)
-                lo = mid;
-            else
-                hi = mid - 1;
-        }
-        if (op == TINY_OP_CHUNK_COMPRESS && lo > TINY_CHUNK_MAX)
-            lo = TINY_CHUNK_MAX;
-        *off = ss - lo;
-        return lo;
-    case TINY_OP_DECOMPRESS:
-        return ss < TINY_RAW_UNIT_MAX ? ss : TINY_RAW_UNIT_MAX;
-    case TINY_OP_CHUNK_DECOMPRESS:
-        if (ss < TINY_CHUNK_MAX)
-            return 0;
-        return ss < TINY_CHUNK_HDR + TINY_CHUNK_BODY_MAX ? ss
-                                                         : TINY_CHUNK_HDR + TINY_CHUNK_BODY_MAX;
-    case TINY_OP_FRAME_DECOMPRESS:
-        *off = ss / 2;
-        return ss - ss / 2;
-    }
-    return 0;
-}
-
-/* Checks a buf request at submission, as plan() does for the others: bad
- * arguments are returned, bad data fails the request. */
-static int plan_buf(tiny_req *req)
-{
-    tiny_buf *b = req->buf;
-    size_t n, whole;
-    ssize_t k;
-
-    if (req->in_len > b->in_cap)
-        return -EINVAL;
-    switch (req->op) {
-    case TINY_OP_DECOMPRESS:
-        if (tiny_raw_length(req->in, req->in_len, &n) < 0) {
-            req->err = -EBADMSG;
-            return 0;
-        }
-        if (n > TINY_RAW_UNIT_MAX || n > req->conn->slot_size)
-            return -E2BIG;
-        req->raw_total = n;
-        return 0;
-    case TINY_OP_FRAME_DECOMPRESS:
-        if (req->in_len == 0)
-            return 0; /* tinyd decides: an empty stream lacks its id */
-        k = tiny_frame_scan(req->in, req->in_len, &whole, &n);
-        if (k < 0 || whole != req->in_len) {
-            req->err = -EBADMSG;
-            return 0;
-        }
-        /* The scan bounds a compressed chunk by 64 KiB; its preamble says
-         * exactly (and tinyd checks that it is true). */
-        n = 0;
-        for (size_t p = 0; p < req->in_len;) {
-            const unsigned char *h = req->in + p;
-            size_t len = tiny_get_le24(h + 1), m = 0;
-
-            if (h[0] == TINY_CHUNK_UNCOMPRESSED)
-                m = len - TINY_CHUNK_CRC;
-            else if (h[0] == TINY_CHUNK_COMPRESSED &&
-                     tiny_raw_length(h + TINY_CHUNK_HDR + TINY_CHUNK_CRC, len - TINY_CHUNK_CRC,
-                                     &m) < 0)
-                m = TINY_CHUNK_MAX; /* tinyd rejects it */
-            n += m;
-            p += TINY_CHUNK_HDR + len;
-        }
-        return n > b->in_off ? -E2BIG : 0;
-    }
-    return 0;
-}
-
-int tiny_buf_get(tiny_conn *conn, int op, tiny_buf **bufp, void **in, size_t *in_cap)
-{
-    tiny_req tmp = {.conn = conn, .progress = 1};
-    tiny_buf *b;
-    unsigned slot;
-    int r;
-
-    if (bufp)
-        *bufp = NULL;
-    if (!conn || !bufp || !in || !in_cap || op < TINY_OP_COMPRESS || op > TINY_OP_CHUNK_DECOMPRESS)
-        return -EINVAL;
-    b = calloc(1, sizeof *b);
-    if (!b)
-        return -ENOMEM;
-    b->conn = conn;
-    b->op = op;
-    b->in_cap = buf_geometry(op, conn->slot_size, &b->in_off);
-    if (b->in_cap == 0) {
-        free(b);
-        return -E2BIG;
-    }
-    r = acquire(&tmp, 1, &slot);
-    if (r < 0) {
-        free(b);
-        return r;
-    }
-    b->slot = slot;
-    *in = slot_ptr(conn, slot) + b->in_off;
-    *in_cap = b->in_cap;
-    *bufp = b;
-    return 0;
-}
-
-int tiny_buf_submit(tiny_buf *buf, unsigned flags, size_t in_len, tiny_callback cb, void *arg,
-                    tiny_req **reqp)
-{
-    unsigned char *s;
-    int r;
-
-    if (reqp)
-        *reqp = NULL;
-    if (!buf || in_len > buf->in_cap || atomic_exchange(&buf->busy, 1))
-        return -EINVAL;
-    s = slot_ptr(buf->conn, buf->slot);
-    /* Without a callback the caller's tiny_wait() collects the reply
-     * itself, as for tiny_run(): a buf request is one unit, sent here, so
-     * nothing is left for a progress thread to move. */
-    r = submit(buf->conn, buf->op, flags, s + buf->in_off, in_len, s,
-               buf->op == TINY_OP_FRAME_DECOMPRESS ? buf->in_off : buf->conn->slot_size, cb, arg,
-               !cb, buf, reqp);
-    if (r < 0)
-        atomic_store(&buf->busy, 0);
-    return r;
-}
-
-ssize_t tiny_buf_run(tiny_buf *buf, unsigned flags, size_t in_len)
-{
-    tiny_req *req;
-    int r = tiny_buf_submit(buf, flags, in_len, NULL, NULL, &req);
-
-    return r < 0 ? r : tiny_wait(req);
-}
-
-const void *tiny_buf_output(const tiny_buf *buf)
-{
-    return buf ? slot_ptr(buf->conn, buf->slot) : NULL;
-}
-
-void tiny_buf_put(tiny_buf *buf)
-{
-    tiny_req tmp = {0};
-
-    if (!buf)
-        return;
-    tmp.conn = buf->conn;
-    tmp.progress = 1;
-    tmp.inflight = 1;
-    release(&tmp, buf->slot);
-    free(buf);
-}
-
 int tiny_stats(tiny_conn *conn, struct tiny_stats *st)
 {
     tiny_req req = {.conn = conn};
@@ -1190,7 +687,7 @@ int tiny_stats(tiny_conn *conn, struct tiny_stats *st)
 
     if (!conn || !st)
         return -EINVAL;
-    r = acquire(&req, 1, &slot);
+    r = tiny_slot_acquire(&req, 1, &slot);
     if (r < 0)
         return r;
     u.slot = slot;
@@ -1213,13 +710,13 @@ int tiny_stats(tiny_conn *conn, struct tiny_stats *st)
             size_t n = m.u.done.out_len < sizeof *st ? m.u.done.out_len : sizeof *st;
 
             memset(st, 0, sizeof *st);
-            memcpy(st, slot_ptr(conn, slot), n);
+            memcpy(st, tiny_slot_ptr(conn, slot), n);
         }
         break;
     }
     if (r == -ECONNRESET)
         return r;
-    release(&req, slot);
+    tiny_slot_release(&req, slot);
     return r;
 }
 
