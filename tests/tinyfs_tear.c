@@ -1,6 +1,6 @@
 /*
  * tinyfs_tear.c - a read is answered from tinyfs's cache of decoded chunks
- * (tinyfs/file.c, tfs_rd), which stays as it is until the reply is sent: a
+ * (tinyfs/file.c and cache.c, tfs_rd), which stays as it is until the reply is sent: a
  * writer of those chunks waits. So no 64 KiB chunk of a reply mixes two
  * versions of the file. (A reply of several chunks may: like a read(2) on
  * a local filesystem, a read is not atomic against a write, only each

@@ -10,7 +10,7 @@
  *
  * When tinyd cannot be reached or started, the filesystem keeps going:
  * compression fails at once (at most one connection attempt every
- * RETRY_MS) and file.c stores the chunk uncompressed; decompression retries
+ * RETRY_MS) and cache.c stores the chunk uncompressed; decompression retries
  * for up to wait_ms since tinyd went away, then fails, and reads of that
  * chunk get EIO. Both transitions are logged once.
  */

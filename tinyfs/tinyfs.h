@@ -6,7 +6,9 @@
  *   format.c  the stored layout (docs/format.md): pure arithmetic and parsing
  *   journal.c the undo journal of in-place rewrites and its replay
  *   codec.c   the connection to tinyd: chunk compress/decompress, reconnects
- *   file.c    open-file state: chunk cache, dirty chunks, write-back
+ *   file.c    open files: state (file.h), read, write, truncate, flush
+ *   cache.c   an open file's decompressed chunks: read-ahead, write-back
+ *   store.c   an open file's stored bytes: indexes, appends, rewrites
  *   inode.c   the kernel's inodes: one per stored object
  *   ops.c     the FUSE operations (low-level interface)
  *   main.c    options, starting tinyd, mounting

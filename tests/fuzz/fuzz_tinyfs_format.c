@@ -4,7 +4,7 @@
  * whole stored file, format version 2. It is classified by its header; its
  * end is located from its length and the last group's index (tfs_locate, on
  * a memfd holding the input) and repaired when torn; every group index is
- * parsed and every record the indexes name is parsed the way tinyfs/file.c
+ * parsed and every record the indexes name is parsed the way tinyfs/cache.c
  * loads a chunk (a buffer of exactly the record's bytes, output of exactly
  * 64 KiB), so ASan sees any overread.
  *
@@ -47,7 +47,7 @@ static void check_records(const uint8_t *data, size_t size, uint64_t g, const st
 
         CHECK(clen >= 1 && clen <= TFS_CHUNK);
         if (off > size || size - off < n)
-            return; /* file.c: "stored file is truncated" */
+            return; /* cache.c: "stored file is truncated" */
         s = malloc(n);
         memcpy(s, data + off, n);
         rc = tfs_chunk_parse(s, n, clen, out, &raw);
@@ -121,7 +121,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             memcpy(b, data + off, TFS_GIDX_LEN);
             if (tfs_gidx_parse(b, TFS_GIDX_LEN, &x) < 0 || x.n != TFS_GROUP ||
                 x.last_clen != TFS_CHUNK)
-                continue; /* file.c: "corrupt index of group" */
+                continue; /* store.c: "corrupt index of group" */
         }
         check_records(data, size, g, &x, t.size, out);
     }
