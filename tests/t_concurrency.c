@@ -3,11 +3,13 @@
  * processes with mixed geometries and mixed-size requests; many requests in
  * flight on one connection with tiny_submit + tiny_wait, + tiny_poll, and
  * with callbacks (some submitting more requests from the callback); one
- * connection shared by 8 threads. Every output is checked against
+ * connection shared by 8 threads; a burst of one-chunk requests, which must
+ * reach tinyd's workers. Every output is checked against
  * in-process snappy. Each scenario runs in its own child process with a
  * timeout, so a deadlock is reported as such and the others still run.
  * Usage: t_concurrency        (TINYD_DIR names the daemon)
  */
+#include <dirent.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -427,6 +429,103 @@ static int shared_connection(void *unused)
     return bad;
 }
 
+/* --- a burst of one-chunk requests ------------------------------------- */
+
+/* CPU ticks (user + system) of tinyd's threads named @name. */
+static long tinyd_ticks(const char *name)
+{
+    char path[4200], line[1024];
+    const char *dir = getenv("TINYD_DIR");
+    struct dirent *d;
+    long pid = 0, ticks = 0;
+    DIR *tasks;
+    FILE *f;
+
+    snprintf(path, sizeof path, "%s/tinyd.pid", dir ? dir : ".");
+    f = fopen(path, "r");
+    if (!f || fscanf(f, "%ld", &pid) != 1)
+        pid = 0;
+    if (f)
+        fclose(f);
+    snprintf(path, sizeof path, "/proc/%ld/task", pid);
+    tasks = pid > 0 ? opendir(path) : NULL;
+    while (tasks && (d = readdir(tasks))) {
+        char *lp, *rp;
+        unsigned long ut, st;
+
+        snprintf(path, sizeof path, "/proc/%ld/task/%s/stat", pid, d->d_name);
+        f = fopen(path, "r");
+        if (!f)
+            continue;
+        /* "tid (name) state ...": utime and stime are fields 14 and 15 */
+        if (fgets(line, sizeof line, f) && (lp = strchr(line, '(')) && (rp = strrchr(line, ')')) &&
+            rp > lp) {
+            *rp = 0;
+            if (strcmp(lp + 1, name) == 0 &&
+                sscanf(rp + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) ==
+                    2)
+                ticks += (long)(ut + st);
+        }
+        fclose(f);
+    }
+    if (tasks)
+        closedir(tasks);
+    return ticks;
+}
+
+/* A file written sequentially through tinyfs: one CHUNK_COMPRESS per 64 KiB,
+ * 16 in flight. Each is a single step that a client's reader thread in
+ * tinyd could run itself, but a burst of them must reach the workers, or
+ * the reader would compress them one after the other while the workers
+ * idle. */
+static int chunk_burst(void *unused)
+{
+    enum { N = 2048, DEPTH = 16 };
+    size_t cap = tiny_max_output(TINY_OP_CHUNK_COMPRESS, TINY_CHUNK_MAX);
+    unsigned char *out = xmalloc((size_t)DEPTH * cap), *ref = xmalloc(10 + 2 * cap);
+    tiny_conn *c = connect_or_bail(32, 256u << 10, 1);
+    tiny_req *req[DEPTH];
+    long w0 = tinyd_ticks("tinyd-worker"), workers, reader;
+    char name[32];
+    int bad = 0;
+
+    (void)unused;
+    for (int i = 0; i < N + DEPTH; i++) {
+        int k = i % DEPTH;
+
+        if (i >= DEPTH) {
+            /* the request of chunk i - DEPTH, against the reference chunk */
+            size_t off = (size_t)(i - DEPTH) * TINY_CHUNK_MAX % (POOL - TINY_CHUNK_MAX);
+            size_t rl = ref_frame_encode(pool + off, TINY_CHUNK_MAX, ref, 1) - 10;
+            ssize_t r = tiny_wait(req[k]);
+
+            if (r != (ssize_t)rl || memcmp(out + (size_t)k * cap, ref + 10, rl) != 0)
+                bad++;
+        }
+        if (i < N) {
+            size_t off = (size_t)i * TINY_CHUNK_MAX % (POOL - TINY_CHUNK_MAX);
+            int rc = tiny_submit(c, TINY_OP_CHUNK_COMPRESS, 0, pool + off, TINY_CHUNK_MAX,
+                                 out + (size_t)k * cap, cap, NULL, NULL, &req[k]);
+            if (rc < 0) {
+                diag("tiny_submit of chunk %d failed: %s", i, tiny_strerror(rc));
+                return 1;
+            }
+        }
+    }
+    snprintf(name, sizeof name, "tinyd-c%d", (int)getpid());
+    reader = tinyd_ticks(name);
+    workers = tinyd_ticks("tinyd-worker") - w0;
+    tiny_disconnect(c);
+    free(ref);
+    free(out);
+    ok(bad == 0, "%d chunks of 64 KiB, %d in flight: every record is the reference chunk", N,
+       DEPTH);
+    ok(workers > reader,
+       "the workers did most of the work (%ld ticks of CPU, the client's reader thread %ld)",
+       workers, reader);
+    return bad;
+}
+
 int main(void)
 {
     static struct async_arg few = {4, 0, 0}, many = {64, 0, 0}, polled = {64, 1, 0};
@@ -449,6 +548,7 @@ int main(void)
              NULL, 30);
     scenario("async: callbacks", async_callbacks, NULL, 90);
     scenario("one connection shared by 8 threads", shared_connection, NULL, 120);
+    scenario("async: a burst of one-chunk requests, as tinyfs writes", chunk_burst, NULL, 90);
     free(pool);
     return done_testing();
 }

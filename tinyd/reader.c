@@ -62,6 +62,15 @@ static void send_done(struct client *c, uint32_t tag, uint32_t seq, uint32_t slo
     reply_send(c, &m);
 }
 
+/* No other message waits in @c's queue: not one for tinyd, and not a reply
+ * the client has yet to collect (it may have more requests in flight). */
+static bool queue_empty(struct client *c)
+{
+    struct msqid_ds ds;
+
+    return msgctl(c->qid, IPC_STAT, &ds) == 0 && ds.msg_qnum == 0;
+}
+
 static void reject(struct client *c, const struct tiny_msg_submit *s, int status, uint64_t t)
 {
     tlog(LOG_DEBUG, "client %u: request on slot %u refused: %s", c->id, s->slot,
@@ -176,7 +185,7 @@ static void on_submit(struct client *c, const struct tiny_msg_submit *s, uint64_
             return;
         }
     }
-    sched_submit(c, u);
+    sched_submit(c, u, sched_one_step(u) && queue_empty(c));
 }
 
 /* The staged unit a PIECE or FETCH names, if it is in state @st. */
@@ -212,7 +221,7 @@ static void on_piece(struct client *c, const struct tiny_msg_submit *s, uint64_t
     memcpy(u->stage_in + u->stage_in_got, slot_ptr(c, s->slot), s->in_len);
     u->stage_in_got += s->in_len;
     if (u->stage_in_got == u->in_len) {
-        sched_submit(c, u);
+        sched_submit(c, u, sched_one_step(u) && queue_empty(c));
         return;
     }
     tiny_msg_init(&m, TINY_MTYPE_REPLY + (long)u->tag, TINY_MSG_MORE);

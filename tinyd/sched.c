@@ -16,9 +16,12 @@
  * run one after the other. Each execution holds one of `workers` scratch
  * contexts (the "tokens"), so at most `workers` steps run at any time,
  * including steps run inline by a reader thread: when a one-step unit
- * arrives while nothing is queued anywhere, a context is free and the
- * client has nothing queued or running, its reader executes it at once,
- * saving two thread hand-offs on the small-request latency path.
+ * arrives while nothing is queued anywhere, a context is free, the client
+ * has nothing queued or running and no other message of it waits in its
+ * queue, its reader executes it at once, saving two thread hand-offs on the
+ * small-request latency path. A burst of such units (the chunks a
+ * filesystem submits together) goes to the workers instead: run inline,
+ * one after the other on the reader, it would keep every worker idle.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -241,13 +244,12 @@ void sched_forget(struct client *c)
     pthread_mutex_unlock(&mu);
 }
 
-/* One step at most: the unit may be run inline. */
-static bool small_unit(const struct unit *u)
+bool sched_one_step(const struct unit *u)
 {
     return u->in_len <= CODEC_STEP_MAX + 64;
 }
 
-void sched_submit(struct client *c, struct unit *u)
+void sched_submit(struct client *c, struct unit *u, bool alone)
 {
     unsigned ci;
 
@@ -264,7 +266,7 @@ void sched_submit(struct client *c, struct unit *u)
         c->fifo_head = u;
     c->fifo_tail = u;
     make_runnable(c);
-    if (runnable == 1 && n_free > 0 && c->fifo_head == u && small_unit(u)) {
+    if (alone && runnable == 1 && n_free > 0 && c->fifo_head == u) {
         ci = free_ctx[--n_free];
         start_step(c, u);
         pthread_mutex_unlock(&mu);

@@ -20,9 +20,13 @@ void sched_add(struct client *c);
  * without replying. Idempotent. */
 void sched_forget(struct client *c);
 
+/* The unit is done in one step: sched_submit() may run it inline. */
+bool sched_one_step(const struct unit *u);
+
 /* Queues a unit whose input is complete; runs it at once on the calling
- * thread when the service is idle (the latency path). */
-void sched_submit(struct client *c, struct unit *u);
+ * thread when the service is idle and @alone: the unit is done in one step
+ * and nothing else of the client waits to be received (the latency path). */
+void sched_submit(struct client *c, struct unit *u, bool alone);
 
 /* Slot ownership, under the scheduler lock. slot_claim() takes a FREE slot
  * into state @to (and counts it in flight if @count); returns -EBUSY or
