@@ -7,8 +7,9 @@
  *     a generated mixed input, against snappy in the calling thread (target
  *     >= 0.95x);
  *  2. parallelism: one client with several requests in flight, two client
- *     processes, and one client of zero-copy requests (tiny_buf), against
- *     single-threaded in-process snappy (target >= 1.7x with 2 workers);
+ *     processes, one client of zero-copy requests (tiny_buf), and one of
+ *     many one-chunk requests as tinyfs makes them, against single-threaded
+ *     in-process snappy (target >= 1.7x with 2 workers);
  *  3. a 4 KiB COMPRESS round trip, p50 and p99, against the in-process time
  *     of the same 4 KiB plus 1.2 x a bare System V message-queue ping-pong
  *     between two processes (target <= 1.0x);
@@ -266,11 +267,12 @@ static void async_done(tiny_req *req, ssize_t result, void *arg)
     pthread_mutex_unlock(&acb.lock);
 }
 
-/* Whole input in @nreq requests of REQ bytes of uncompressed data (the
+/* Whole input in @nreq requests of @unit bytes of uncompressed data (the
  * compressed inputs are @in_lens long), @depth of them in flight, completed
  * through callbacks (the library's progress thread drives them all). */
-static uint64_t async_pass(tiny_conn *c, int op, const unsigned char *in, size_t n, size_t nreq,
-                           unsigned char *out, size_t unit_cap, int depth, const size_t *in_lens)
+static uint64_t async_pass(tiny_conn *c, int op, const unsigned char *in, size_t n, size_t unit,
+                           size_t nreq, unsigned char *out, size_t unit_cap, int depth,
+                           const size_t *in_lens)
 {
     size_t next = 0, off = 0;
     uint64_t t0 = now_ns();
@@ -279,7 +281,7 @@ static uint64_t async_pass(tiny_conn *c, int op, const unsigned char *in, size_t
     pthread_mutex_lock(&acb.lock);
     while (acb.done < nreq) {
         while (next < nreq && next - acb.done < (size_t)depth) {
-            size_t len = in_lens ? in_lens[next] : (n - off < REQ ? n - off : REQ);
+            size_t len = in_lens ? in_lens[next] : (n - off < unit ? n - off : unit);
             pthread_mutex_unlock(&acb.lock);
             if (tiny_submit(c, op, 0, in + off, len, out + next * unit_cap, unit_cap, async_done,
                             NULL, NULL) < 0) {
@@ -514,12 +516,12 @@ static void parallel(const unsigned char *in, size_t n)
     fprintf(stderr, "parallel: async\n");
     tiny_conn *c = connect_or_bail(8, 1u << 20, 1);
     for (int r = 0; r < reps; r++)
-        t[r] = async_pass(c, TINY_OP_COMPRESS, in, n, nreq, out, unit_cap, 4, NULL);
+        t[r] = async_pass(c, TINY_OP_COMPRESS, in, n, REQ, nreq, out, unit_cap, 4, NULL);
     row("1 client, async (4 x 16 MiB in flight, callbacks): COMPRESS", mbps(n, base_c),
         mbps(n, pct(t, (size_t)reps, 0.5)), "MB/s", ">= 1.7x");
     for (int r = 0; r < reps; r++) {
         memset(out, 0, n);
-        t[r] = async_pass(c, TINY_OP_DECOMPRESS, zpacked, ztotal, nreq, out, REQ, 4, zlen);
+        t[r] = async_pass(c, TINY_OP_DECOMPRESS, zpacked, ztotal, REQ, nreq, out, REQ, 4, zlen);
         if (memcmp(out, in, n) != 0) {
             size_t k = 0;
             while (out[k] == in[k])
@@ -607,6 +609,78 @@ static void parallel(const unsigned char *in, size_t n)
     free(out);
     free(zlen);
     free(zpacked);
+}
+
+/* Requests as tinyfs makes them: one CHUNK_COMPRESS per 64 KiB chunk of a
+ * file written sequentially, one CHUNK_DECOMPRESS per record of a file read
+ * sequentially, CHUNK_DEPTH of them in flight on tinyfs's geometry (32 slots
+ * of 256 KiB), callbacks. Each is a single step that a reader thread of
+ * tinyd could run itself; these rows show whether such a burst still uses
+ * every worker. Against the framing format made and read in-process, chunk
+ * by chunk, with the same CRC-32C (tests/util.h). */
+#define CHUNK_DEPTH 16
+
+static void chunk_stream(const unsigned char *in, size_t n)
+{
+    size_t nch = n / TINY_CHUNK_MAX, cap = tiny_max_output(TINY_OP_CHUNK_COMPRESS, TINY_CHUNK_MAX);
+    unsigned char *rec = xmalloc(nch * cap), *packed = xmalloc(nch * cap);
+    unsigned char *frame = xmalloc(10 + nch * cap), *out = xmalloc(nch * TINY_CHUNK_MAX);
+    size_t *rl = xmalloc(sizeof *rl * nch), total = 0, flen = 0;
+    uint64_t *t = xmalloc(sizeof *t * (size_t)reps), base_c, base_d, svc;
+    tiny_conn *c;
+
+    n = nch * TINY_CHUNK_MAX;
+    fprintf(stderr, "parallel: chunk requests\n");
+    for (int r = 0; r < reps; r++) {
+        uint64_t t0 = now_ns();
+        flen = ref_frame_encode(in, n, frame, 1);
+        t[r] = now_ns() - t0;
+    }
+    base_c = pct(t, (size_t)reps, 0.5);
+    for (int r = 0; r < reps; r++) {
+        uint64_t t0 = now_ns();
+        if (ref_frame_decode(frame, flen, out, n, 1) != (ssize_t)n) {
+            fprintf(stderr, "service: in-process framing round trip failed\n");
+            exit(1);
+        }
+        t[r] = now_ns() - t0;
+    }
+    base_d = pct(t, (size_t)reps, 0.5);
+
+    c = connect_or_bail(32, 256u << 10, 1);
+    for (int r = 0; r < reps; r++)
+        t[r] = async_pass(c, TINY_OP_CHUNK_COMPRESS, in, n, TINY_CHUNK_MAX, nch, rec, cap,
+                          CHUNK_DEPTH, NULL);
+    svc = pct(t, (size_t)reps, 0.5);
+    row("1 client, async (16 x 64 KiB chunks in flight, as tinyfs writes): CHUNK_COMPRESS",
+        mbps(n, base_c), mbps(n, svc), "MB/s", ">= 1.7x");
+    /* the records CHUNK_COMPRESS made, one after the other */
+    for (size_t i = 0; i < nch; i++) {
+        unsigned char *p = rec + i * cap;
+
+        rl[i] = 4 + ((size_t)p[1] | (size_t)p[2] << 8 | (size_t)p[3] << 16);
+        memcpy(packed + total, p, rl[i]);
+        total += rl[i];
+    }
+    for (int r = 0; r < reps; r++) {
+        memset(out, 0, n);
+        t[r] = async_pass(c, TINY_OP_CHUNK_DECOMPRESS, packed, total, TINY_CHUNK_MAX, nch, out,
+                          TINY_CHUNK_MAX, CHUNK_DEPTH, rl);
+        if (memcmp(out, in, n) != 0) {
+            fprintf(stderr, "service: CHUNK_DECOMPRESS output differs from the input\n");
+            exit(1);
+        }
+    }
+    svc = pct(t, (size_t)reps, 0.5);
+    row("1 client, async (16 x 64 KiB chunks in flight, as tinyfs reads): CHUNK_DECOMPRESS",
+        mbps(n, base_d), mbps(n, svc), "MB/s", ">= 1.7x");
+    tiny_disconnect(c);
+    free(t);
+    free(rl);
+    free(out);
+    free(frame);
+    free(packed);
+    free(rec);
 }
 
 /* --- latency ------------------------------------------------------------------- */
@@ -800,6 +874,7 @@ int main(int argc, char **argv)
     tiny_disconnect(c);
     parallel(big, mixed);
     zero_copy(big, mixed);
+    chunk_stream(big, mixed);
     latency();
     chunk_latency(big, mixed);
     c = connect_or_bail(8, 1u << 20, 1);
