@@ -434,39 +434,20 @@ static int shared_connection(void *unused)
 /* CPU ticks (user + system) of tinyd's threads named @name. */
 static long tinyd_ticks(const char *name)
 {
-    char path[4200], line[1024];
-    const char *dir = getenv("TINYD_DIR");
+    long pid = tinyd_pid(), ticks = 0;
+    char path[320], comm[64];
     struct dirent *d;
-    long pid = 0, ticks = 0;
     DIR *tasks;
-    FILE *f;
 
-    snprintf(path, sizeof path, "%s/tinyd.pid", dir ? dir : ".");
-    f = fopen(path, "r");
-    if (!f || fscanf(f, "%ld", &pid) != 1)
-        pid = 0;
-    if (f)
-        fclose(f);
     snprintf(path, sizeof path, "/proc/%ld/task", pid);
     tasks = pid > 0 ? opendir(path) : NULL;
     while (tasks && (d = readdir(tasks))) {
-        char *lp, *rp;
-        unsigned long ut, st;
+        long t;
 
         snprintf(path, sizeof path, "/proc/%ld/task/%s/stat", pid, d->d_name);
-        f = fopen(path, "r");
-        if (!f)
-            continue;
-        /* "tid (name) state ...": utime and stime are fields 14 and 15 */
-        if (fgets(line, sizeof line, f) && (lp = strchr(line, '(')) && (rp = strrchr(line, ')')) &&
-            rp > lp) {
-            *rp = 0;
-            if (strcmp(lp + 1, name) == 0 &&
-                sscanf(rp + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) ==
-                    2)
-                ticks += (long)(ut + st);
-        }
-        fclose(f);
+        t = proc_ticks(path, comm, sizeof comm);
+        if (t >= 0 && strcmp(comm, name) == 0)
+            ticks += t;
     }
     if (tasks)
         closedir(tasks);

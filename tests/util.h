@@ -209,6 +209,52 @@ static inline void watchdog(unsigned seconds)
     alarm(seconds);
 }
 
+/* The pid in $TINYD_DIR/tinyd.pid; 0 if there is none. */
+static inline long tinyd_pid(void)
+{
+    const char *dir = getenv("TINYD_DIR");
+    char path[4096];
+    long pid = 0;
+    FILE *f;
+
+    if (!dir)
+        return 0;
+    snprintf(path, sizeof path, "%s/tinyd.pid", dir);
+    f = fopen(path, "r");
+    if (f) {
+        if (fscanf(f, "%ld", &pid) != 1)
+            pid = 0;
+        fclose(f);
+    }
+    return pid;
+}
+
+/* User + system time (clock ticks) from the /proc stat file at @path, of a
+ * process or a thread, and its name into @name (@size bytes) unless NULL;
+ * -1 if the file cannot be read. */
+static inline long proc_ticks(const char *path, char *name, size_t size)
+{
+    char buf[1024], *lp, *rp;
+    unsigned long ut, st;
+    FILE *f = fopen(path, "r");
+    int got;
+
+    if (!f)
+        return -1;
+    /* "pid (name) state ...": utime and stime are fields 14 and 15 */
+    got = fgets(buf, sizeof buf, f) != NULL;
+    fclose(f);
+    if (!got || !(lp = strchr(buf, '(')) || !(rp = strrchr(buf, ')')) || rp < lp ||
+        sscanf(rp + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+        return -1;
+    if (name && size) {
+        size_t n = (size_t)(rp - lp - 1) < size - 1 ? (size_t)(rp - lp - 1) : size - 1;
+        memcpy(name, lp + 1, n);
+        name[n] = 0;
+    }
+    return (long)(ut + st);
+}
+
 static inline uint32_t util_le32(const unsigned char *p)
 {
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;

@@ -144,41 +144,15 @@ static uint64_t self_cpu_ns(void)
     return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
 }
 
-/* User + system time of process @pid, from /proc (clock ticks). */
+/* User + system time of process @pid, from /proc. */
 static uint64_t pid_cpu_ns(long pid)
 {
-    char path[64], buf[1024], *p;
-    unsigned long ut = 0, st = 0;
-    FILE *f;
+    char path[64];
+    long ticks;
 
     snprintf(path, sizeof path, "/proc/%ld/stat", pid);
-    f = fopen(path, "r");
-    if (!f)
-        return 0;
-    p = fgets(buf, sizeof buf, f) ? strrchr(buf, ')') : NULL;
-    fclose(f);
-    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
-        return 0;
-    return (uint64_t)(ut + st) * (1000000000u / (uint64_t)sysconf(_SC_CLK_TCK));
-}
-
-static long tinyd_pid(void)
-{
-    const char *dir = getenv("TINYD_DIR");
-    char path[4096];
-    long pid = 0;
-    FILE *f;
-
-    if (!dir)
-        return 0;
-    snprintf(path, sizeof path, "%s/tinyd.pid", dir);
-    f = fopen(path, "r");
-    if (f) {
-        if (fscanf(f, "%ld", &pid) != 1)
-            pid = 0;
-        fclose(f);
-    }
-    return pid;
+    ticks = proc_ticks(path, NULL, 0);
+    return ticks < 0 ? 0 : (uint64_t)ticks * (1000000000u / (uint64_t)sysconf(_SC_CLK_TCK));
 }
 
 /*
@@ -659,7 +633,7 @@ static void chunk_stream(const unsigned char *in, size_t n)
     for (size_t i = 0; i < nch; i++) {
         unsigned char *p = rec + i * cap;
 
-        rl[i] = 4 + ((size_t)p[1] | (size_t)p[2] << 8 | (size_t)p[3] << 16);
+        rl[i] = 4 + (util_le32(p) >> 8);
         memcpy(packed + total, p, rl[i]);
         total += rl[i];
     }
