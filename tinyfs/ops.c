@@ -235,7 +235,8 @@ static void tfs_init(void *data, struct fuse_conn_info *conn)
      * raise max_pages, so one request carries a whole cp buffer. The rest are
      * libfuse's defaults (async reads, parallel directory operations). The
      * kernel's write-back cache stays off: every write reaches tinyfs, which
-     * compresses it as it comes.
+     * compresses it as it comes; with the cache, pages are copied once more
+     * and writes arrive out of order (docs/benchmarks.md: slower).
      * Every change of a file goes through tinyfs, and the kernel updates its
      * pages with it, so its pages stay valid across opens (keep_cache) and
      * a new modification time is no reason to drop them (auto_inval_data
