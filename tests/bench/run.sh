@@ -11,7 +11,7 @@
 #   BENCH_REPS (default 5)    repetitions; medians are reported
 #   SVC_REPS, SVC_SECS        see tests/bench/svcplot.c
 #   BENCH_FS_MIB, BENCH_RAND_MIB, BENCH_RAND_N, BENCH_TREE, BENCH_FS_DIR,
-#   BENCH_PERF                see tests/bench/fs.sh
+#   BENCH_PERF, BENCH_ROUNDS, BENCH_WORKERS, BENCH_BIG_MIB  see tests/bench/fs.sh
 #   BENCH_ONLY=service|fs     run one half (the document then lacks the other)
 set -u
 cd "$(dirname "$0")/../.." || exit 1
@@ -126,7 +126,8 @@ snappy=$(dpkg-query -W -f='${Version}' libsnappy1v5 2>/dev/null || echo unknown)
     echo
     echo "## Filesystems"
     echo
-    echo "tests/bench/fs.sh, one run, every filesystem on the same data one after the other."
+    echo "tests/bench/fs.sh, one run, every filesystem on the same data one after the other, then"
+    echo "rounds of the phases the targets name, tinyfs and btrfs-lzo alternating."
     echo
     echo "$fsmd"
     echo
