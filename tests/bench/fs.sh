@@ -7,11 +7,11 @@
 # a generated mixed file, a random (incompressible) file, the corpus and a
 # tree of thousands of small files (a tar of /usr/include), the FUSE ones
 # also with the other setting of auto_inval_data (random reads) and -o attr_timeout=0
-# (ls -lR); then rounds of the phases the targets name (write, cold read,
-# random reads), tinyfs and btrfs-lzo alternating, and tinyfs's write with the
-# kernel's writeback cache; tinyfs's write and read with several tinyd worker
-# counts, its memory on a 4 GiB file and perf profiles. tinyd logs to
-# $BENCH_TINYD_LOG (default TINY_BUILD/bench-tinyd.log).
+# (ls -lR); then tinyfs's memory on a 4 GiB file; rounds of the phases the
+# targets name (write, cold read, random reads), tinyfs and btrfs-lzo
+# alternating, with tinyfs's write through the kernel's writeback cache;
+# tinyfs's write and read with several tinyd worker counts; perf profiles.
+# tinyd logs to $BENCH_TINYD_LOG (default TINY_BUILD/bench-tinyd.log).
 # Writes RESULTS_DIR/fs.md (markdown), fs-*.dat (gnuplot) and perf-*.txt.
 # Needs root for drop_caches, loop devices and btrfs. Progress on stderr.
 #   BENCH_FS_MIB (default 1024)   size of the mixed file
