@@ -206,17 +206,27 @@ if ! command -v compsize >/dev/null; then
 fi
 
 MIXED_MB=$(echo "$(stat -c %s "$MIXED") / 1000000" | bc -l)
+# seq_write: MB/s of a cp of the mixed file into $MNT and a sync, from the
+# same start for every filesystem: the previous one's deletions written out,
+# the input not cached
+seq_write() {
+    local t
+    drop
+    t=$(timed bash -c "cp '$MIXED' '$MNT/mixed.bin' && sync") || return 1
+    echo "$MIXED_MB / $t" | bc -l
+}
+# seq_read: MB/s of a cat of $MNT/mixed.bin (cold: the caller drops the caches)
+seq_read() {
+    local t
+    t=$(timed bash -c "cat '$MNT/mixed.bin' >/dev/null") || return 1
+    echo "$MIXED_MB / $t" | bc -l
+}
 for fs in $FSES; do
     log "$fs: sequential write of $MIB MiB"
     td0=$(cpu_ticks "$tinyd_pid")
     FS_CPU=0 FS_HWM=0
     mount_fs "$fs" 1
-    # the same start for every filesystem: the previous one's deletions
-    # written out, the input not cached
-    drop
-    t=$(timed bash -c "cp '$MIXED' '$MNT/mixed.bin' && sync") || exit 1
-    R[$fs,write]=$(echo "$MIXED_MB / $t" | bc -l)
-    R[$fs,write_s]=$t
+    R[$fs,write]=$(seq_write) || exit 1
     umount_fs "$fs"
     R[$fs,fs_cpu_write]=$(echo "$FS_CPU / $HZ" | bc -l)
     R[$fs,fs_hwm_write]=$FS_HWM
@@ -227,8 +237,7 @@ for fs in $FSES; do
     drop
     FS_CPU=0 FS_HWM=0
     mount_fs "$fs"
-    t=$(timed bash -c "cat '$MNT/mixed.bin' >/dev/null") || exit 1
-    R[$fs,read]=$(echo "$MIXED_MB / $t" | bc -l)
+    R[$fs,read]=$(seq_read) || exit 1
     umount_fs "$fs"
     R[$fs,fs_cpu_read]=$(echo "$FS_CPU / $HZ" | bc -l)
     R[$fs,fs_hwm_read]=$FS_HWM
@@ -343,16 +352,13 @@ ROUNDS=${BENCH_ROUNDS:-3}
 [[ " $FSES " == *" btrfs-lzo "* ]] || ROUNDS=0
 # target_phases FS R: the write, cold read and random reads of FS into R[FS,PHASE,R]
 target_phases() {
-    local fs=$1 r=$2 t ops
+    local fs=$1 r=$2 ops
     mount_fs "$fs" 1
-    drop
-    t=$(timed bash -c "cp '$MIXED' '$MNT/mixed.bin' && sync") || exit 1
-    R[$fs,write,$r]=$(echo "$MIXED_MB / $t" | bc -l)
+    R[$fs,write,$r]=$(seq_write) || exit 1
     umount_fs "$fs"
     drop
     mount_fs "$fs"
-    t=$(timed bash -c "cat '$MNT/mixed.bin' >/dev/null") || exit 1
-    R[$fs,read,$r]=$(echo "$MIXED_MB / $t" | bc -l)
+    R[$fs,read,$r]=$(seq_read) || exit 1
     umount_fs "$fs"
     drop
     mount_fs "$fs"
@@ -370,9 +376,7 @@ for r in $(seq "$ROUNDS"); do
     done
     log "round $r of $ROUNDS: tinyfs sequential write, -o writeback_cache"
     FUSE_OPTS="-o writeback_cache" mount_fs tinyfs 1
-    drop
-    t=$(timed bash -c "cp '$MIXED' '$MNT/mixed.bin' && sync") || exit 1
-    R[tinyfs-wb,write,$r]=$(echo "$MIXED_MB / $t" | bc -l)
+    R[tinyfs-wb,write,$r]=$(seq_write) || exit 1
     umount_fs tinyfs
 done
 rm -rf "$W/store"
@@ -388,14 +392,11 @@ for w in $WORKERS; do
     wtinyd_pid=$(cat "$W/run-w/tinyd.pid")
     TINYD_DIR=$W/run-w
     mount_fs tinyfs 1
-    drop
-    t=$(timed bash -c "cp '$MIXED' '$MNT/mixed.bin' && sync") || exit 1
-    R[w$w,write]=$(echo "$MIXED_MB / $t" | bc -l)
+    R[w$w,write]=$(seq_write) || exit 1
     umount_fs tinyfs
     drop
     mount_fs tinyfs
-    t=$(timed bash -c "cat '$MNT/mixed.bin' >/dev/null") || exit 1
-    R[w$w,read]=$(echo "$MIXED_MB / $t" | bc -l)
+    R[w$w,read]=$(seq_read) || exit 1
     umount_fs tinyfs
     TINYD_DIR=$W/run
     kill -TERM "$wtinyd_pid"
