@@ -113,7 +113,7 @@ int tiny_buf_get(tiny_conn *conn, int op, tiny_buf **bufp, void **in, size_t *in
 
     if (bufp)
         *bufp = NULL;
-    if (!conn || !bufp || !in || !in_cap || op < TINY_OP_COMPRESS || op > TINY_OP_CHUNK_DECOMPRESS)
+    if (!conn || !bufp || !in || !in_cap || !tiny_op_known(op))
         return -EINVAL;
     b = calloc(1, sizeof *b);
     if (!b)

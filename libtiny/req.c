@@ -516,8 +516,8 @@ int tiny_req_submit(tiny_conn *conn, int op, unsigned flags, const void *in, siz
 
     if (reqp)
         *reqp = NULL;
-    if (!conn || op < TINY_OP_COMPRESS || op > TINY_OP_CHUNK_DECOMPRESS ||
-        check_flags(op, flags) < 0 || (!in && in_len) || (!out && out_cap) || (!cb && !reqp))
+    if (!conn || !tiny_op_known(op) || check_flags(op, flags) < 0 || (!in && in_len) ||
+        (!out && out_cap) || (!cb && !reqp))
         return -EINVAL;
     if (atomic_load(&conn->dead))
         return -ECONNRESET;

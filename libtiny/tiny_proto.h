@@ -228,4 +228,10 @@ static inline int tiny_msg_check(const struct tiny_msg *m, long n)
     return 0;
 }
 
+/* 1 if @op is one of enum tiny_op. */
+static inline int tiny_op_known(int64_t op)
+{
+    return op >= TINY_OP_COMPRESS && op <= TINY_OP_CHUNK_DECOMPRESS;
+}
+
 #endif /* TINY_PROTO_H */

@@ -47,8 +47,7 @@ int req_submit_check(const struct tiny_msg_submit *s, uint32_t n_slots, size_t s
     const uint32_t known = TINY_F_NO_STREAM_ID | TINY_F_CONTINUE | TINY_UF_FIRST | TINY_UF_STAGED;
     struct unit tmp = {0};
 
-    if (s->slot >= n_slots || s->op < TINY_OP_COMPRESS || s->op > TINY_OP_CHUNK_DECOMPRESS ||
-        (s->flags & ~known))
+    if (s->slot >= n_slots || !tiny_op_known(s->op) || (s->flags & ~known))
         return -EINVAL;
     if (s->flags & TINY_UF_STAGED) {
         if (s->in_off != 0 || s->in_len == 0)
