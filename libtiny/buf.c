@@ -104,7 +104,7 @@ int tiny_req_plan_buf(tiny_req *req)
     return 0;
 }
 
-int tiny_buf_get(tiny_conn *conn, int op, tiny_buf **bufp, void **in, size_t *in_cap)
+static int buf_get(tiny_conn *conn, int op, tiny_buf **bufp, void **in, size_t *in_cap, int block)
 {
     tiny_req tmp = {.conn = conn, .progress = 1};
     tiny_buf *b;
@@ -125,7 +125,7 @@ int tiny_buf_get(tiny_conn *conn, int op, tiny_buf **bufp, void **in, size_t *in
         free(b);
         return -E2BIG;
     }
-    r = tiny_slot_acquire(&tmp, 1, &slot);
+    r = tiny_slot_acquire(&tmp, block, &slot);
     if (r < 0) {
         free(b);
         return r;
@@ -135,6 +135,16 @@ int tiny_buf_get(tiny_conn *conn, int op, tiny_buf **bufp, void **in, size_t *in
     *in_cap = b->in_cap;
     *bufp = b;
     return 0;
+}
+
+int tiny_buf_get(tiny_conn *conn, int op, tiny_buf **bufp, void **in, size_t *in_cap)
+{
+    return buf_get(conn, op, bufp, in, in_cap, 1);
+}
+
+int tiny_buf_tryget(tiny_conn *conn, int op, tiny_buf **bufp, void **in, size_t *in_cap)
+{
+    return buf_get(conn, op, bufp, in, in_cap, 0);
 }
 
 int tiny_buf_submit(tiny_buf *buf, unsigned flags, size_t in_len, tiny_callback cb, void *arg,

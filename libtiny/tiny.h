@@ -248,6 +248,10 @@ TINY_API ssize_t tiny_frame_decompress(tiny_conn *conn, const void *in, size_t i
  */
 TINY_API int tiny_buf_get(tiny_conn *conn, int op, tiny_buf **buf, void **in, size_t *in_cap);
 
+/* tiny_buf_tryget - tiny_buf_get() without waiting: -EAGAIN when no slot is
+ * free. Does not block. Thread-safe. */
+TINY_API int tiny_buf_tryget(tiny_conn *conn, int op, tiny_buf **buf, void **in, size_t *in_cap);
+
 /*
  * tiny_buf_submit - run the buf's op on the first @in_len bytes at its
  * input, asynchronously; like tiny_submit() (@flags, @cb, @arg, @req), and

@@ -154,6 +154,15 @@ static void check_slot(size_t ss)
             len[k] = cap[k] - (size_t)k;
             memcpy(in[k], src + k * 4096, len[k]);
         }
+        {
+            tiny_buf *t = b[0];
+            size_t tc;
+            void *ti;
+
+            is_int(tiny_buf_tryget(c, TINY_OP_COMPRESS, &t, &ti, &tc), -EAGAIN,
+                   "slot %zu: tiny_buf_tryget with every slot lent: -EAGAIN", ss);
+            ok(t == NULL, "slot %zu: a failed tiny_buf_tryget leaves no buf", ss);
+        }
         /* even bufs waited for, odd ones completed by callbacks */
         cb_done = 0;
         for (int k = 0; k < NSLOTS; k++) {
@@ -174,7 +183,17 @@ static void check_slot(size_t ss)
             good &= d == (ssize_t)len[k] && memcmp(back, src + k * 4096, len[k]) == 0;
         }
         ok(good, "slot %zu: %d bufs in flight at once, every output right", ss, NSLOTS);
-        for (int k = 0; k < NSLOTS; k++)
+        tiny_buf_put(b[0]);
+        {
+            tiny_buf *t = NULL;
+            size_t tc = 0;
+            void *ti;
+
+            ok(tiny_buf_tryget(c, TINY_OP_COMPRESS, &t, &ti, &tc) == 0 && t && tc > 0,
+               "slot %zu: tiny_buf_tryget takes the slot given back", ss);
+            tiny_buf_put(t);
+        }
+        for (int k = 1; k < NSLOTS; k++)
             tiny_buf_put(b[k]);
     }
     free(z);
