@@ -10,10 +10,11 @@
  * stored, store.c) when its cache entry is needed, when a writer touches it
  * again, and at flush. The chunks of a read of several, and for a
  * sequential reader the next READAHEAD ones, are read with one preadv per
- * group and submitted for decompression at once (LOADING), so reads use
- * every tinyd worker too; the stored data of the next groups is read ahead
- * with fadvise (the kernel's own read-ahead is off on the stored file: it
- * would read the groups' padding holes). Readers hold the file's lock
+ * group (into slots of tinyd's segment while some are free, codec.c) and
+ * submitted for decompression at once (LOADING), so reads use every tinyd
+ * worker too; the stored data of the next groups is read ahead with fadvise
+ * (the kernel's own read-ahead is off on the stored file: it would read the
+ * groups' padding holes). Readers hold the file's lock
  * neither while they read the store nor while they wait for tinyd, so the
  * kernel's concurrent read requests overlap (see struct tfs_file in
  * file.h). An entry that a reply is being sent from is pinned: it is not
@@ -353,7 +354,15 @@ static void finish_load(struct tfs_file *f, struct entry *e)
     e->owned = 1;
     e->req = NULL;
     pthread_mutex_unlock(&f->lock);
-    d = tfs_decompress_wait(req, e->buf + TFS_CHUNK, e->rec_len, e->buf, TFS_CHUNK);
+    if (e->tb) {
+        /* in its slot; on failure the slot may hold neither record nor
+         * chunk, and the synchronous load reads it again */
+        d = tfs_dbuf_wait(e->tb, req, e->buf, e->len);
+        tfs_dbuf_put(e->tb);
+        e->tb = NULL;
+    } else {
+        d = tfs_decompress_wait(req, e->buf + TFS_CHUNK, e->rec_len, e->buf, TFS_CHUNK);
+    }
     if (d == (ssize_t)e->len && e->len < TFS_CHUNK)
         memset(e->buf + e->len, 0, TFS_CHUNK - e->len);
     pthread_mutex_lock(&f->lock);
@@ -496,7 +505,11 @@ void tfs_cache_prefetch(struct tfs_file *f, uint64_t a, uint64_t b, int ahead)
         ssize_t got;
 
         do {
-            iov[j] = (struct iovec){list[i + j]->buf + TFS_CHUNK, list[i + j]->rec_len};
+            struct entry *e = list[i + j];
+            unsigned char *dst = e->buf + TFS_CHUNK;
+
+            tfs_dbuf_get(&e->tb, &dst, e->rec_len);
+            iov[j] = (struct iovec){dst, e->rec_len};
             total += list[i + j]->rec_len;
             j++;
         } while (i + j < n && j < (int)TFS_GROUP && list[i + j]->idx == list[i + j - 1]->idx + 1 &&
@@ -504,16 +517,25 @@ void tfs_cache_prefetch(struct tfs_file *f, uint64_t a, uint64_t b, int ahead)
         got = tfs_preadv_full(f->fd, iov, j, list[i]->off);
         for (int k = i; k < i + j; k++) {
             struct entry *e = list[k];
+            const unsigned char *rec = iov[k - i].iov_base;
             int raw;
 
             how[k] = 0;
-            if (got != (ssize_t)total ||
-                tfs_chunk_parse(e->buf + TFS_CHUNK, e->rec_len, e->len, e->buf, &raw) < 0)
-                continue;
-            if (raw && e->len < TFS_CHUNK)
-                memset(e->buf + e->len, 0, TFS_CHUNK - e->len);
-            how[k] = raw ? 1 : 2;
-            if (!raw)
+            if (got == (ssize_t)total &&
+                tfs_chunk_parse(rec, e->rec_len, e->len, e->buf, &raw) == 0) {
+                if (raw && e->len < TFS_CHUNK)
+                    memset(e->buf + e->len, 0, TFS_CHUNK - e->len);
+                how[k] = raw ? 1 : 2;
+            }
+            if (how[k] == 2 && e->tb && tfs_dbuf_submit(e->tb, e->rec_len, &e->req) < 0) {
+                memcpy(e->buf + TFS_CHUNK, rec, e->rec_len); /* the copying way */
+                e->req = NULL;
+            }
+            if (how[k] != 2 || !e->req) {
+                tfs_dbuf_put(e->tb);
+                e->tb = NULL;
+            }
+            if (how[k] == 2 && !e->tb)
                 tfs_decompress_submit(e->buf + TFS_CHUNK, e->rec_len, e->buf, TFS_CHUNK, &e->req);
         }
         i += j;

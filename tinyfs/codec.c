@@ -8,6 +8,11 @@
  * dead connection is kept until unmount because other threads may still
  * hold requests of it.
  *
+ * A sequential reader's records are read straight into slots lent by
+ * libtiny (tfs_dbuf_get) and decompressed there, which saves libtiny's copy
+ * of each record; at most half the slots are lent, and when none is free
+ * the record takes the copying way.
+ *
  * When tinyd cannot be reached or started, the filesystem keeps going:
  * compression fails at once (at most one connection attempt every
  * RETRY_MS) and cache.c stores the chunk uncompressed; decompression retries
@@ -17,6 +22,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -324,6 +330,64 @@ ssize_t tfs_compress_wait(tiny_req *req, const void *in, size_t len, void *out, 
 ssize_t tfs_decompress(const void *rec, size_t rec_len, void *out, size_t cap)
 {
     return run(TINY_OP_CHUNK_DECOMPRESS, rec, rec_len, out, cap);
+}
+
+/* Slots lent to read records into (tfs_dbuf_get): at most half of the
+ * connection's, because a lent slot stays out until a reader waits for its
+ * chunk, and the copying requests, a writer's among them, need the rest. */
+static atomic_uint n_dbuf;
+
+/* A slot to read a record of @need bytes into and decompress it in place
+ * (tiny_buf), if one is free: saves libtiny's copy of the record. -EAGAIN
+ * when none is. */
+int tfs_dbuf_get(tiny_buf **b, unsigned char **in, size_t need)
+{
+    tiny_conn *c = get_conn();
+    size_t cap;
+    void *p;
+    int rc;
+
+    *b = NULL;
+    if (!c)
+        return -ECONNRESET;
+    if (atomic_fetch_add(&n_dbuf, 1) >= tiny_conn_slots(c) / 2) {
+        atomic_fetch_sub(&n_dbuf, 1);
+        return -EAGAIN;
+    }
+    rc = tiny_buf_tryget(c, TINY_OP_CHUNK_DECOMPRESS, b, &p, &cap);
+    if (rc == 0 && cap < need) {
+        tiny_buf_put(*b);
+        *b = NULL;
+        rc = -E2BIG;
+    }
+    if (rc < 0) {
+        atomic_fetch_sub(&n_dbuf, 1);
+        return rc;
+    }
+    *in = p;
+    return 0;
+}
+
+int tfs_dbuf_submit(tiny_buf *b, size_t rec_len, tiny_req **req)
+{
+    return tiny_buf_submit(b, 0, rec_len, NULL, NULL, req);
+}
+
+ssize_t tfs_dbuf_wait(tiny_buf *b, tiny_req *req, void *out, size_t len)
+{
+    ssize_t d = tiny_wait(req);
+
+    if (d == (ssize_t)len)
+        memcpy(out, tiny_buf_output(b), len);
+    return d;
+}
+
+void tfs_dbuf_put(tiny_buf *b)
+{
+    if (b) {
+        tiny_buf_put(b);
+        atomic_fetch_sub(&n_dbuf, 1);
+    }
 }
 
 int tfs_decompress_submit(const void *rec, size_t rec_len, void *out, size_t cap, tiny_req **req)

@@ -50,7 +50,8 @@ struct entry {
     uint64_t lru;
     uint64_t seq;       /* submission order of BUSY entries */
     tiny_req *req;      /* BUSY: compressing; LOADING: decompressing (read-ahead) */
-    uint32_t rec_len;   /* LOADING: the record at buf + TFS_CHUNK */
+    tiny_buf *tb;       /* LOADING: the slot the record was read into, or NULL */
+    uint32_t rec_len;   /* LOADING: the record at buf + TFS_CHUNK, or in tb */
     uint64_t off;       /* LOADING: where that record is stored */
     int pins;           /* replies being sent from buf (tfs_file_read()) */
     int wwait;          /* a writer waits for the pins to go: pin no more */

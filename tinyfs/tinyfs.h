@@ -219,6 +219,17 @@ ssize_t tfs_decompress(const void *rec, size_t rec_len, void *out, size_t cap);
 /* Asynchronous version, for read-ahead. */
 int tfs_decompress_submit(const void *rec, size_t rec_len, void *out, size_t cap, tiny_req **req);
 ssize_t tfs_decompress_wait(tiny_req *req, const void *rec, size_t rec_len, void *out, size_t cap);
+/* Zero-copy decompression of a record: tfs_dbuf_get() lends a slot to read
+ * a record of @need bytes into (*@in), or fails (-EAGAIN when none is free:
+ * the record then takes tfs_decompress_submit()); tfs_dbuf_submit()
+ * decompresses it there; tfs_dbuf_wait() waits and copies the chunk of @len
+ * bytes into @out, returning the decompressed length or -errno (the slot
+ * then holds neither record nor chunk: read the record again);
+ * tfs_dbuf_put() gives the slot back (accepts NULL). Thread-safe. */
+int tfs_dbuf_get(tiny_buf **b, unsigned char **in, size_t need);
+int tfs_dbuf_submit(tiny_buf *b, size_t rec_len, tiny_req **req);
+ssize_t tfs_dbuf_wait(tiny_buf *b, tiny_req *req, void *out, size_t len);
+void tfs_dbuf_put(tiny_buf *b);
 /* The record of a chunk of @len zero bytes; NULL-free: returns its length
  * and sets *rec to shared read-only memory, or -errno. */
 ssize_t tfs_zero_record(uint32_t len, const unsigned char **rec, unsigned char *scratch);
