@@ -527,16 +527,14 @@ void tfs_cache_prefetch(struct tfs_file *f, uint64_t a, uint64_t b, int ahead)
                     memset(e->buf + e->len, 0, TFS_CHUNK - e->len);
                 how[k] = raw ? 1 : 2;
             }
-            if (how[k] == 2 && e->tb && tfs_dbuf_submit(e->tb, e->rec_len, &e->req) < 0) {
-                memcpy(e->buf + TFS_CHUNK, rec, e->rec_len); /* the copying way */
-                e->req = NULL;
-            }
-            if (how[k] != 2 || !e->req) {
+            if (how[k] == 2 && e->tb && tfs_dbuf_submit(e->tb, e->rec_len, &e->req) < 0)
+                how[k] = 0; /* a synchronous load reads it again */
+            if (how[k] != 2) {
                 tfs_dbuf_put(e->tb);
                 e->tb = NULL;
-            }
-            if (how[k] == 2 && !e->tb)
+            } else if (!e->tb) {
                 tfs_decompress_submit(e->buf + TFS_CHUNK, e->rec_len, e->buf, TFS_CHUNK, &e->req);
+            }
         }
         i += j;
     }
