@@ -15,17 +15,19 @@
  * copied out. A literal longer than a unit's budget is split, each part
  * getting a fresh literal header.
  *
- * The walk costs about half as much as decoding, and for a blocking call it
- * runs on the caller's thread while tinyd's workers decode, so it must be
+ * The walk costs about a third as much as decoding, and for a blocking call
+ * it runs on the caller's thread while tinyd's workers decode, so it must be
  * lean: walk_fast() skips whole elements with only the per-element work the
  * cut needs (input length, output length, how far a copy reaches back),
- * leaving every rare case (a literal with length bytes, the element that
- * crosses a 64 KiB mark or a budget, the last bytes of the input) to the
- * careful per-element loop. Its critical path is one load and one add per
- * element: the input length of every tag in a small window is computed
- * ahead, 16 tags at a time, so the next element's position never waits for
- * its tag to be decoded. Offset 0 is not checked here: tinyd's snappy
- * rejects it.
+ * leaving every rare case (a literal with length bytes, a copy with a 4-byte
+ * offset, the element that crosses a 64 KiB mark or a budget, the last bytes
+ * of the input) to slower paths. Its critical path is one load and one add
+ * per element: the input and output lengths of every tag in a small window
+ * are computed ahead, 16 tags at a time, so the next element's position
+ * never waits for its tag to be decoded. Past a unit's first 64 KiB of
+ * output no 1- or 2-byte offset can reach before the unit, so there the
+ * loop does no more than add up lengths. Offset 0 is not checked here:
+ * tinyd's snappy rejects it.
  *
  * The segment list (struct tiny_src) describing where a unit's bytes come
  * from lives here too: every op uses it to copy a unit into its slot.
@@ -198,43 +200,57 @@ struct cut {
 
 /* Tags looked at ahead per window: small, because a long literal jumps out
  * of it and the rest of the window was computed for nothing. */
-#define WALK_WIN 256
+#define WALK_WIN 128
 
 /* Input bytes of the element whose tag is @t; 0 for a literal whose length
- * is in 1-4 extra bytes. */
+ * is in 1-4 extra bytes and for a copy with a 4-byte offset, the elements
+ * the walk takes the slow way. */
 static unsigned tag_len(unsigned t)
 {
-    static const unsigned char copy_len[4] = {0, 2, 3, 5};
+    static const unsigned char copy_len[4] = {0, 2, 3, 0};
 
     if (t & 3)
         return copy_len[t & 3];
     return (t >> 2) < 60 ? (t >> 2) + 2 : 0;
 }
 
+/* Output bytes of the element whose tag is @t (meaningless for a literal
+ * with length bytes). */
+static unsigned tag_out(unsigned t)
+{
+    return (t & 3) == 1 ? 4 + ((t >> 2) & 7) : (t >> 2) + 1;
+}
+
 #if defined(__GNUC__) || defined(__clang__)
 typedef unsigned char walk_v16 __attribute__((vector_size(16)));
 #endif
 
-/* tag_len() of each of the @n bytes at @in, as if each began an element. */
-static void tag_lens(const unsigned char *in, size_t n, unsigned char *len)
+/* tag_len() and tag_out() of each of the @n bytes at @in, as if each began
+ * an element. */
+static void tag_lens(const unsigned char *in, size_t n, unsigned char *len, unsigned char *out)
 {
     size_t i = 0;
 
 #if defined(__GNUC__) || defined(__clang__)
     for (; i + 16 <= n; i += 16) {
-        walk_v16 t, ty, lit, copy, is_lit, r;
+        walk_v16 t, ty, lit, copy, is_lit, is_one, r, o;
 
         memcpy(&t, in + i, 16);
         ty = t & 3;
         is_lit = (walk_v16)(ty == 0);
+        is_one = (walk_v16)(ty == 1);
         lit = ((t >> 2) + 2) & ~(walk_v16)((t >> 2) >= 60);
-        copy = 2 + ((walk_v16)(ty >= 2) & 1) + ((walk_v16)(ty == 3) & 2);
+        copy = (2 + ((walk_v16)(ty >= 2) & 1)) & ~(walk_v16)(ty == 3);
         r = (lit & is_lit) | (copy & ~is_lit);
+        o = ((4 + ((t >> 2) & 7)) & is_one) | (((t >> 2) + 1) & ~is_one);
         memcpy(len + i, &r, 16);
+        memcpy(out + i, &o, 16);
     }
 #endif
-    for (; i < n; i++)
+    for (; i < n; i++) {
         len[i] = (unsigned char)tag_len(in[i]);
+        out[i] = (unsigned char)tag_out(in[i]);
+    }
 }
 
 struct walk {
@@ -248,12 +264,16 @@ struct walk {
  * their output ends at most at @olim and their input at most at @plim
  * (<= in_len). Stops before the first element it cannot take; the caller's
  * careful loop takes that one. Corrupt data only stops it early.
+ *
+ * Once the unit has 64 KiB of output, only a copy with a 4-byte offset can
+ * reach before its start, so the window loop drops the reach-back
+ * bookkeeping there and takes such a copy the slow way.
  */
 static void walk_fast(const unsigned char *in, size_t plim, uint64_t olim, struct walk *w)
 {
     static const uint32_t mask[5] = {0, 0xff, 0xffff, 0xffffff, 0xffffffff};
     static const uint32_t off_mask[4] = {0, 0xff, 0xffff, 0xffffffff};
-    unsigned char len[WALK_WIN];
+    unsigned char len[WALK_WIN], olen[WALK_WIN];
     size_t p = w->p;
     uint64_t o = w->o;
     int64_t need = w->need;
@@ -265,34 +285,69 @@ static void walk_fast(const unsigned char *in, size_t plim, uint64_t olim, struc
 
         if (n > WALK_WIN)
             n = WALK_WIN;
-        tag_lens(in + base, n, len);
-        while (q < n) {
-            const unsigned char *e = in + base + q;
-            unsigned t = e[0], ty = t & 3;
-            uint32_t x = tiny_get_le32(e + 1);
-            size_t l = len[q];
-            /* Masks, not conditions: the element kinds follow no pattern a
-             * branch predictor could learn. */
-            uint64_t one = (uint64_t)0 - (ty == 1);
-            uint64_t ol = (((t >> 2) + 1) & ~one) | ((4 + ((t >> 2) & 7)) & one);
-            uint64_t off = (x & off_mask[ty]) | (((uint64_t)(t >> 5) << 8) & one);
-            int64_t d = (int64_t)off - (int64_t)o;
+        tag_lens(in + base, n, len, olen);
+        if (o >= 65536) {
+            while (q < n) {
+                size_t l = len[q];
+                uint64_t ol = olen[q];
 
-            if (l == 0) {
-                unsigned k = (t >> 2) - 59;
+                if (l == 0) {
+                    const unsigned char *e = in + base + q;
+                    unsigned t = e[0];
+                    uint32_t x = tiny_get_le32(e + 1);
 
-                ol = (uint64_t)(x & mask[k]) + 1;
+                    if ((t & 3) == 3) {
+                        int64_t d = (int64_t)x - (int64_t)o;
+
+                        need = d > need ? d : need;
+                        l = 5;
+                    } else {
+                        unsigned k = (t >> 2) - 59;
+
+                        ol = (uint64_t)(x & mask[k]) + 1;
+                        if (o + ol > olim)
+                            break; /* before l, which could overflow */
+                        l = 1 + k + (size_t)ol;
+                    }
+                }
                 if (o + ol > olim)
-                    break; /* before l, which could overflow */
-                l = 1 + k + (size_t)ol;
+                    break;
+                q0 = q;
+                o0 = o;
+                q += l;
+                o += ol;
             }
-            if (o + ol > olim)
-                break;
-            need = d > need ? d : need;
-            q0 = q;
-            o0 = o;
-            q += l;
-            o += ol;
+        } else {
+            while (q < n) {
+                const unsigned char *e = in + base + q;
+                unsigned t = e[0], ty = t & 3;
+                uint32_t x = tiny_get_le32(e + 1);
+                size_t l = len[q];
+                uint64_t ol = olen[q];
+                /* Masks, not conditions: the element kinds follow no
+                 * pattern a branch predictor could learn. */
+                uint64_t one = (uint64_t)0 - (ty == 1);
+                uint64_t off = (x & off_mask[ty]) | (((uint64_t)(t >> 5) << 8) & one);
+                int64_t d = (int64_t)off - (int64_t)o;
+
+                if (l == 0 && ty == 3) {
+                    l = 5;
+                } else if (l == 0) {
+                    unsigned k = (t >> 2) - 59;
+
+                    ol = (uint64_t)(x & mask[k]) + 1;
+                    if (o + ol > olim)
+                        break; /* before l, which could overflow */
+                    l = 1 + k + (size_t)ol;
+                }
+                if (o + ol > olim)
+                    break;
+                need = d > need ? d : need;
+                q0 = q;
+                o0 = o;
+                q += l;
+                o += ol;
+            }
         }
         p = base + q;
         if (p > plim) {
