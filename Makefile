@@ -75,10 +75,13 @@ DEB_PKGS   := build-essential pkg-config libsnappy-dev libisal-dev libfuse3-dev 
 BENCH_PKGS := gnuplot-nox btrfs-progs btrfs-compsize linux-perf
 
 # The fuzz targets again, with $(CC) and a plain main() (tests/fuzz/replay.c),
-# so that make test replays the inputs that once failed under any build.
-REPLAYS := $(O)/tests/replay_codec $(O)/tests/replay_request $(O)/tests/replay_tinyfs_format
+# so that make test replays their seeds and the inputs that once failed under
+# any build.
+REPLAYS := $(O)/tests/replay_codec $(O)/tests/replay_request $(O)/tests/replay_tinyfs_format \
+	$(O)/tests/replay_rawsplit
 
-all: $(LIBSO) $(LIBA) $(TINYD) $(TINY) $(TINYFS) $(TESTS) $(BENCHES) $(REPLAYS)
+all: $(LIBSO) $(LIBA) $(TINYD) $(TINY) $(TINYFS) $(TESTS) $(BENCHES) $(REPLAYS) \
+	$(O)/tests/mkseeds
 
 # Objects live under $(O)/obj/ so that $(O)/tinyd, $(O)/tiny and $(O)/tinyfs can be
 # the programs, not directories of objects.
@@ -127,7 +130,10 @@ $(O)/tests/replay_codec: $(O)/obj/tests/fuzz/fuzz_codec.o $(O)/obj/tinyd/codec.o
 $(O)/tests/replay_request: $(O)/obj/tests/fuzz/fuzz_request.o $(O)/obj/tinyd/request.o \
 	$(O)/obj/tinyd/codec.o
 $(O)/tests/replay_tinyfs_format: $(O)/obj/tests/fuzz/fuzz_tinyfs_format.o $(O)/obj/tinyfs/format.o
+$(O)/tests/replay_rawsplit: $(O)/obj/tests/fuzz/fuzz_rawsplit.o $(O)/obj/libtiny/rawsplit.o
 $(REPLAYS): $(O)/obj/tests/fuzz/replay.o $(O)/obj/libtiny/format.o
+$(O)/tests/mkseeds: $(O)/obj/tests/fuzz/mkseeds.o $(O)/obj/tinyfs/format.o $(O)/obj/libtiny/format.o
+$(REPLAYS) $(O)/tests/mkseeds:
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ -lsnappy -lisal $(LDLIBS)
@@ -208,12 +214,15 @@ FUZZ_TIME  ?= 20
 FUZZ_O     ?= build-fuzz
 FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
 	-std=c11 -D_GNU_SOURCE -Wall -Wextra -Ilibtiny -pthread
-FUZZERS    := $(FUZZ_O)/fuzz_codec $(FUZZ_O)/fuzz_request $(FUZZ_O)/fuzz_tinyfs_format
+FUZZERS    := $(FUZZ_O)/fuzz_codec $(FUZZ_O)/fuzz_request $(FUZZ_O)/fuzz_tinyfs_format \
+	$(FUZZ_O)/fuzz_rawsplit
 
 $(FUZZ_O)/fuzz_codec: tests/fuzz/fuzz_codec.c tinyd/codec.c libtiny/format.c
 $(FUZZ_O)/fuzz_request: tests/fuzz/fuzz_request.c tinyd/request.c tinyd/codec.c libtiny/format.c
 $(FUZZ_O)/fuzz_tinyfs_format: tests/fuzz/fuzz_tinyfs_format.c tinyfs/format.c libtiny/format.c
-$(FUZZERS): tests/fuzz/stubs.h tinyd/codec.h tinyd/request.h libtiny/format.h tinyfs/tinyfs.h
+$(FUZZ_O)/fuzz_rawsplit: tests/fuzz/fuzz_rawsplit.c libtiny/rawsplit.c libtiny/format.c
+$(FUZZERS): tests/fuzz/stubs.h tinyd/codec.h tinyd/request.h libtiny/format.h tinyfs/tinyfs.h \
+	libtiny/internal.h
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  FUZZ    $@")
 	$(Q)$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $(filter %.c,$^) -lsnappy -lisal

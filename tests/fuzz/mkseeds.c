@@ -4,7 +4,7 @@
  * corpus file, the malformed baddata*.snappy as they are and framed, tinyfs
  * stored files, and SUBMIT messages of every op.
  *
- *   mkseeds DATA_DIR OUT_DIR   (writes OUT_DIR/{codec,request,tinyfs_format}/)
+ *   mkseeds DATA_DIR OUT_DIR   (writes OUT_DIR/{codec,request,tinyfs_format,rawsplit}/)
  */
 #include <dirent.h>
 #include <errno.h>
@@ -34,7 +34,8 @@ static void put(const char *target, const char *name, const void *a, size_t na, 
         exit(1);
     }
     fwrite(a, 1, na, f);
-    fwrite(b, 1, nb, f);
+    if (nb)
+        fwrite(b, 1, nb, f);
     fclose(f);
     n_written++;
 }
@@ -94,6 +95,16 @@ static void seeds_of(const char *name, const unsigned char *d, size_t n)
     sel[0] = 2 | 8, sel[1] = 0;
     snprintf(nm, sizeof(nm), "%s.raw", name);
     put("codec", nm, sel, 2, buf, len);
+    /* the same stream for the cutter: with a 1 MiB slot's budgets, and
+     * with budgets of 1,064 and 464 bytes, which cut it into many units */
+    {
+        static const unsigned char budgets[2][5] = {{1, 0, 0, 0, 0}, {0, 250, 0, 100, 0}};
+
+        snprintf(nm, sizeof(nm), "%s.raw-slot", name);
+        put("rawsplit", nm, budgets[0], 5, buf, len);
+        snprintf(nm, sizeof(nm), "%s.raw-small", name);
+        put("rawsplit", nm, budgets[1], 5, buf, len);
+    }
 
     /* a SUBMIT of every op on slot 0 of 16 KiB slots, input at offset 0 */
     for (unsigned op = TINY_OP_COMPRESS; op <= TINY_OP_CHUNK_DECOMPRESS; op++) {
@@ -140,10 +151,68 @@ static void seeds_of(const char *name, const unsigned char *d, size_t n)
     put("tinyfs_format", nm, stored, len, NULL, 0);
 }
 
+/*
+ * Raw streams no snappy encoder makes but the format allows: after a 70,000
+ * byte literal of @d, copies with 4-byte offsets, between short literals and
+ * 2-byte copies. In "window-copies" a copy reaches less than 64 KiB before
+ * the 256 KiB unit it falls in (libtiny's units for 1 MiB slots), the
+ * furthest from the unit's last 192 KiB, so the cutter must carry history
+ * into the next unit; in "far-copies" up to 200,000 bytes back, which it
+ * refuses (-ENOTSUP).
+ */
+static void far_seeds(const unsigned char *d, size_t n, int far)
+{
+    static unsigned char s[1u << 20];
+    static const unsigned char slot_budgets[5] = {1, 0, 0, 0, 0};
+    uint64_t x = 12345;
+    size_t len = 5, o = 0, h;
+    unsigned char hdr[5];
+
+    if (n < 70000)
+        return;
+    s[len++] = 62 << 2; /* a literal with a 3-byte length */
+    s[len++] = (unsigned char)(69999 & 0xff);
+    s[len++] = (unsigned char)(69999 >> 8 & 0xff);
+    s[len++] = (unsigned char)(69999 >> 16);
+    memcpy(s + len, d, 70000);
+    len += 70000, o += 70000;
+    while (o < (600u << 10)) {
+        size_t k, off, cl, ou = o % (256u << 10);
+        /* far from the cuts, past a unit's first 64 KiB, where the cutter
+         * does the least bookkeeping, a copy reaches furthest back */
+        size_t reach = far ? 200000 : ou >= 70000 && ou < (252u << 10) ? ou + 64000 : 1000;
+
+        x = x * 6364136223846793005u + 1442695040888963407u;
+        k = (size_t)(x >> 33);
+        cl = 1 + k % 64;
+        if (k % 7 == 0) {
+            cl = 1 + k % 60; /* a literal with its length in the tag */
+            s[len++] = (unsigned char)((cl - 1) << 2);
+            memcpy(s + len, d + k % (n - 64), cl);
+            len += cl;
+        } else if (k % 7 < 4) {
+            off = 1 + (k >> 8) % (o < reach ? o : reach);
+            s[len++] = (unsigned char)(3 | (cl - 1) << 2);
+            tiny_put_le32(s + len, (uint32_t)off);
+            len += 4;
+        } else {
+            off = 1 + (k >> 8) % (o < 65535 ? o : 65535);
+            s[len++] = (unsigned char)(2 | (cl - 1) << 2);
+            s[len++] = (unsigned char)off;
+            s[len++] = (unsigned char)(off >> 8);
+        }
+        o += cl;
+    }
+    h = tiny_varint_put(hdr, o);
+    memcpy(s + 5 - h, hdr, h);
+    put("rawsplit", far ? "far-copies.raw-slot" : "window-copies.raw-slot", slot_budgets, 5,
+        s + 5 - h, len - 5 + h);
+}
+
 int main(int argc, char **argv)
 {
     static unsigned char d[1u << 20];
-    const char *sub[] = {"codec", "request", "tinyfs_format"};
+    const char *sub[] = {"codec", "request", "tinyfs_format", "rawsplit"};
     char path[4096];
     struct dirent *e;
     DIR *dir;
@@ -154,7 +223,7 @@ int main(int argc, char **argv)
     }
     out_dir = argv[2];
     mkdir(out_dir, 0755);
-    for (int i = 0; i < 3; i++) {
+    for (size_t i = 0; i < sizeof(sub) / sizeof(*sub); i++) {
         snprintf(path, sizeof(path), "%s/%s", out_dir, sub[i]);
         mkdir(path, 0755);
     }
@@ -176,6 +245,10 @@ int main(int argc, char **argv)
         n = fread(d, 1, sizeof(d), f);
         fclose(f);
         seeds_of(e->d_name, d, n);
+        if (!strcmp(e->d_name, "alice29.txt")) {
+            far_seeds(d, n, 0);
+            far_seeds(d, n, 1);
+        }
     }
     closedir(dir);
     printf("mkseeds: %u seeds in %s\n", n_written, out_dir);

@@ -11,7 +11,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 "$B/mkseeds" "$HERE/../data" "$B/seeds" || exit 1
 mkdir -p "$B/artifacts"
 rc=0
-for t in codec request tinyfs_format; do
+for t in codec request tinyfs_format rawsplit; do
     bin=$B/fuzz_$t
     mkdir -p "$B/corpus/$t"
     if [ -d "$HERE/regress/$t" ] && [ -n "$(ls -A "$HERE/regress/$t")" ]; then
