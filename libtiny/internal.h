@@ -29,6 +29,10 @@
 /* Output a unit of a large request aims for: four 64 KiB steps. */
 #define TINY_UNIT_TARGET (256u << 10)
 
+/* Requests with this much input or more copy their output out around the
+ * cache (req.c): it would not stay there. */
+#define TINY_AROUND_CACHE_MIN (8u << 20)
+
 /* A blocking request of at most TINY_SPIN_MAX input bytes is one short
  * step in tinyd, answered a few microseconds after its reader wakes up; the
  * caller polls for the reply for up to TINY_SPIN_NS before it sleeps,
