@@ -259,6 +259,22 @@ struct walk {
     int64_t need; /* most any copy so far reaches before the unit's start */
 };
 
+/* Input and output length of a literal whose length is in the 1-4 bytes @x
+ * after its tag @t; 0 when its output would end past @olim, before the
+ * input length, which could overflow, is computed. */
+static inline int long_literal(unsigned t, uint32_t x, uint64_t o, uint64_t olim, size_t *l,
+                               uint64_t *ol)
+{
+    static const uint32_t mask[5] = {0, 0xff, 0xffff, 0xffffff, 0xffffffff};
+    unsigned k = (t >> 2) - 59;
+
+    *ol = (uint64_t)(x & mask[k]) + 1;
+    if (o + *ol > olim)
+        return 0;
+    *l = 1 + k + (size_t)*ol;
+    return 1;
+}
+
 /*
  * Skips whole elements from w->p (output offset w->o in the unit) while
  * their output ends at most at @olim and their input at most at @plim
@@ -271,7 +287,6 @@ struct walk {
  */
 static void walk_fast(const unsigned char *in, size_t plim, uint64_t olim, struct walk *w)
 {
-    static const uint32_t mask[5] = {0, 0xff, 0xffff, 0xffffff, 0xffffffff};
     static const uint32_t off_mask[4] = {0, 0xff, 0xffff, 0xffffffff};
     unsigned char len[WALK_WIN], olen[WALK_WIN];
     size_t p = w->p;
@@ -301,13 +316,8 @@ static void walk_fast(const unsigned char *in, size_t plim, uint64_t olim, struc
 
                         need = d > need ? d : need;
                         l = 5;
-                    } else {
-                        unsigned k = (t >> 2) - 59;
-
-                        ol = (uint64_t)(x & mask[k]) + 1;
-                        if (o + ol > olim)
-                            break; /* before l, which could overflow */
-                        l = 1 + k + (size_t)ol;
+                    } else if (!long_literal(t, x, o, olim, &l, &ol)) {
+                        break;
                     }
                 }
                 if (o + ol > olim)
@@ -330,16 +340,10 @@ static void walk_fast(const unsigned char *in, size_t plim, uint64_t olim, struc
                 uint64_t off = (x & off_mask[ty]) | (((uint64_t)(t >> 5) << 8) & one);
                 int64_t d = (int64_t)off - (int64_t)o;
 
-                if (l == 0 && ty == 3) {
+                if (l == 0 && ty == 3)
                     l = 5;
-                } else if (l == 0) {
-                    unsigned k = (t >> 2) - 59;
-
-                    ol = (uint64_t)(x & mask[k]) + 1;
-                    if (o + ol > olim)
-                        break; /* before l, which could overflow */
-                    l = 1 + k + (size_t)ol;
-                }
+                else if (l == 0 && !long_literal(t, x, o, olim, &l, &ol))
+                    break;
                 if (o + ol > olim)
                     break;
                 need = d > need ? d : need;
