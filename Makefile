@@ -221,8 +221,8 @@ $(FUZZ_O)/fuzz_codec: tests/fuzz/fuzz_codec.c tinyd/codec.c libtiny/format.c
 $(FUZZ_O)/fuzz_request: tests/fuzz/fuzz_request.c tinyd/request.c tinyd/codec.c libtiny/format.c
 $(FUZZ_O)/fuzz_tinyfs_format: tests/fuzz/fuzz_tinyfs_format.c tinyfs/format.c libtiny/format.c
 $(FUZZ_O)/fuzz_rawsplit: tests/fuzz/fuzz_rawsplit.c libtiny/rawsplit.c libtiny/format.c
-$(FUZZERS): tests/fuzz/stubs.h tinyd/codec.h tinyd/request.h libtiny/format.h tinyfs/tinyfs.h \
-	libtiny/internal.h
+$(FUZZERS): tests/fuzz/stubs.h tests/fuzz/check.h tinyd/codec.h tinyd/request.h \
+	libtiny/format.h libtiny/internal.h tinyfs/tinyfs.h
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  FUZZ    $@")
 	$(Q)$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $(filter %.c,$^) -lsnappy -lisal

@@ -25,16 +25,9 @@
 #include <string.h>
 
 #include "../../libtiny/internal.h"
+#include "check.h"
 
 #define OUT_MAX (4u << 20) /* larger announced lengths are not tried */
-
-#define check(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "fuzz_rawsplit: %s:%d: %s\n", __FILE__, __LINE__, #cond);              \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 /* A unit's segments lie in their sources: the input, the output decoded
  * before the unit, and the unit's own header bytes. */
@@ -42,17 +35,17 @@ static void check_segments(const struct tiny_rawunit *u, size_t in_len)
 {
     size_t sum = 0;
 
-    check(u->src.n_seg <= TINY_SRC_SEGS);
+    CHECK(u->src.n_seg <= TINY_SRC_SEGS);
     for (unsigned i = 0; i < u->src.n_seg; i++) {
         const struct tiny_seg *g = &u->src.seg[i];
         size_t lim = g->kind == TINY_SRC_HDR  ? u->src.hb_len
                      : g->kind == TINY_SRC_IN ? in_len
                                               : (size_t)u->out_start;
 
-        check(g->len > 0 && g->off <= lim && g->len <= lim - g->off);
+        CHECK(g->len > 0 && g->off <= lim && g->len <= lim - g->off);
         sum += g->len;
     }
-    check(sum == u->src.len);
+    CHECK(sum == u->src.len);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -83,7 +76,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ref = malloc(total + 1);
     out = malloc(total + 1);
     dec = malloc(TINY_RAW_WINDOW + ob + 1);
-    check(ref && out && dec);
+    CHECK(ref && out && dec);
     n = total;
     whole_ok =
         snappy_uncompress((const char *)data, size, (char *)ref, &n) == SNAPPY_OK && n == total;
@@ -91,17 +84,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     while ((r = tiny_rawsplit_next(&rs, &u)) == 1) {
         size_t want, got;
 
-        check(u.out_start == produced);
-        check(u.out_len > 0 && u.out_len <= ob && u.out_len <= total - produced);
-        check(u.hist <= TINY_RAW_WINDOW && u.hist <= produced);
+        CHECK(u.out_start == produced);
+        CHECK(u.out_len > 0 && u.out_len <= ob && u.out_len <= total - produced);
+        CHECK(u.hist <= TINY_RAW_WINDOW && u.hist <= produced);
         check_segments(&u, size);
         /* varint, the history's literal (both at most 5 bytes), the history,
          * then at most ib bytes of elements */
-        check(u.src.len <= 10 + u.hist + ib);
+        CHECK(u.src.len <= 10 + u.hist + ib);
 
         free(unit);
         unit = malloc(u.src.len);
-        check(unit);
+        CHECK(unit);
         tiny_src_copy(&u.src, data, out, 0, unit, u.src.len);
         want = u.hist + (size_t)u.out_len;
         got = want;
@@ -109,20 +102,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             got != want) {
             /* tinyd fails the request here: fine, unless snappy takes
              * the stream whole */
-            check(!whole_ok);
+            CHECK(!whole_ok);
             goto done;
         }
         memcpy(out + produced, dec + u.hist, (size_t)u.out_len);
         if (whole_ok)
-            check(memcmp(out + produced, ref + produced, (size_t)u.out_len) == 0);
+            CHECK(memcmp(out + produced, ref + produced, (size_t)u.out_len) == 0);
         produced += (size_t)u.out_len;
     }
-    check(r == 0 || r == -EBADMSG || r == -ENOTSUP);
+    CHECK(r == 0 || r == -EBADMSG || r == -ENOTSUP);
     if (r == 0) {
-        check(produced == total);
-        check(whole_ok && memcmp(out, ref, total) == 0);
+        CHECK(produced == total);
+        CHECK(whole_ok && memcmp(out, ref, total) == 0);
     } else if (whole_ok) {
-        check(r == -ENOTSUP);
+        CHECK(r == -ENOTSUP);
     }
 done:
     free(unit);

@@ -22,17 +22,10 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "check.h"
 #include "format.h"
 #include "../../tinyfs/tinyfs.h"
 #include "../../tinyfs/measure.c"
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #cond);           \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 static void check_records(const uint8_t *data, size_t size, uint64_t g, const struct tfs_gidx *x,
                           uint64_t fsize, unsigned char *out)

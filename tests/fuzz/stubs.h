@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "check.h"
+
 static uint64_t fuzz_mem_used, fuzz_mem_max = 4u << 20;
 
 int mem_reserve(uint64_t n)
@@ -30,14 +32,5 @@ void mem_release(uint64_t n)
     }
     fuzz_mem_used -= n;
 }
-
-/* Stops the run with a message when an invariant does not hold. */
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #cond);           \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 #endif
