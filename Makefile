@@ -227,13 +227,8 @@ $(FUZZERS): tests/fuzz/stubs.h tests/fuzz/check.h tinyd/codec.h tinyd/request.h 
 	@$(if $(Q),echo "  FUZZ    $@")
 	$(Q)$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $(filter %.c,$^) -lsnappy -lisal
 
-$(FUZZ_O)/mkseeds: tests/fuzz/mkseeds.c tinyfs/format.c libtiny/format.c
-	@mkdir -p $(@D)
-	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) -O2 -std=c11 -D_GNU_SOURCE -Wall -Wextra -Ilibtiny -o $@ $^ -lsnappy -lisal
-
-fuzz: $(FUZZERS) $(FUZZ_O)/mkseeds
-	$(Q)tests/fuzz/run.sh $(FUZZ_O) $(FUZZ_TIME)
+fuzz: $(FUZZERS) $(O)/tests/mkseeds
+	$(Q)tests/fuzz/run.sh $(FUZZ_O) $(FUZZ_TIME) $(O)/tests/mkseeds
 
 bench: all
 	$(Q)$(MAKE) --no-print-directory deps PKGS="$(DEB_PKGS) $(BENCH_PKGS)"

@@ -21,6 +21,11 @@
 static const char *out_dir;
 static unsigned n_written;
 
+/* The first 5 bytes of a rawsplit input: the budgets of a 1 MiB slot, and
+ * budgets of 1,064 and 464 bytes, which cut a stream into many units. */
+static const unsigned char slot_budgets[5] = {1, 0, 0, 0, 0};
+static const unsigned char small_budgets[5] = {0, 250, 0, 100, 0};
+
 static void put(const char *target, const char *name, const void *a, size_t na, const void *b,
                 size_t nb)
 {
@@ -95,16 +100,11 @@ static void seeds_of(const char *name, const unsigned char *d, size_t n)
     sel[0] = 2 | 8, sel[1] = 0;
     snprintf(nm, sizeof(nm), "%s.raw", name);
     put("codec", nm, sel, 2, buf, len);
-    /* the same stream for the cutter: with a 1 MiB slot's budgets, and
-     * with budgets of 1,064 and 464 bytes, which cut it into many units */
-    {
-        static const unsigned char budgets[2][5] = {{1, 0, 0, 0, 0}, {0, 250, 0, 100, 0}};
-
-        snprintf(nm, sizeof(nm), "%s.raw-slot", name);
-        put("rawsplit", nm, budgets[0], 5, buf, len);
-        snprintf(nm, sizeof(nm), "%s.raw-small", name);
-        put("rawsplit", nm, budgets[1], 5, buf, len);
-    }
+    /* the same stream for the cutter, with both budgets */
+    snprintf(nm, sizeof(nm), "%s.raw-slot", name);
+    put("rawsplit", nm, slot_budgets, 5, buf, len);
+    snprintf(nm, sizeof(nm), "%s.raw-small", name);
+    put("rawsplit", nm, small_budgets, 5, buf, len);
 
     /* a SUBMIT of every op on slot 0 of 16 KiB slots, input at offset 0 */
     for (unsigned op = TINY_OP_COMPRESS; op <= TINY_OP_CHUNK_DECOMPRESS; op++) {
@@ -155,15 +155,14 @@ static void seeds_of(const char *name, const unsigned char *d, size_t n)
  * Raw streams no snappy encoder makes but the format allows: after a 70,000
  * byte literal of @d, copies with 4-byte offsets, between short literals and
  * 2-byte copies. In "window-copies" a copy reaches less than 64 KiB before
- * the 256 KiB unit it falls in (libtiny's units for 1 MiB slots), the
- * furthest from the unit's last 192 KiB, so the cutter must carry history
+ * the 256 KiB unit it falls in (libtiny's units for 1 MiB slots), most of
+ * all once the unit has 64 KiB of output, so the cutter must carry history
  * into the next unit; in "far-copies" up to 200,000 bytes back, which it
  * refuses (-ENOTSUP).
  */
 static void far_seeds(const unsigned char *d, size_t n, int far)
 {
     static unsigned char s[1u << 20];
-    static const unsigned char slot_budgets[5] = {1, 0, 0, 0, 0};
     uint64_t x = 12345;
     size_t len = 5, o = 0, h;
     unsigned char hdr[5];

@@ -1,14 +1,16 @@
 #!/bin/bash
-# tests/fuzz/run.sh BUILD_DIR SECONDS - runs every fuzz target of BUILD_DIR:
-# first over its regression inputs (tests/fuzz/regress/TARGET/, crashes
-# found and fixed), then for SECONDS seconds from the seed corpus written
-# by mkseeds plus the corpus kept in BUILD_DIR/corpus/TARGET. Crashing
-# inputs land in BUILD_DIR/artifacts/. Exits non-zero if any target fails.
+# tests/fuzz/run.sh BUILD_DIR SECONDS MKSEEDS - runs every fuzz target of
+# BUILD_DIR: first over its regression inputs (tests/fuzz/regress/TARGET/,
+# crashes found and fixed), then for SECONDS seconds from the seed corpus
+# written by MKSEEDS (the program make test uses too) into BUILD_DIR/seeds
+# plus the corpus kept in BUILD_DIR/corpus/TARGET. Crashing inputs land in
+# BUILD_DIR/artifacts/. Exits non-zero if any target fails.
 set -u
 B=$1
 T=${2:-20}
+MKSEEDS=$3
 HERE=$(cd "$(dirname "$0")" && pwd)
-"$B/mkseeds" "$HERE/../data" "$B/seeds" || exit 1
+"$MKSEEDS" "$HERE/../data" "$B/seeds" || exit 1
 mkdir -p "$B/artifacts"
 rc=0
 for t in codec request tinyfs_format rawsplit; do
