@@ -97,7 +97,8 @@ snappy=$(dpkg-query -W -f='${Version}' libsnappy1v5 2>/dev/null || echo unknown)
     echo "(\`tinyd -w 2\`); the clients use 8 slots of 1 MiB (64 KiB for the 4 KiB round trips)."
     echo "The machine was shared with other work while this ran, so treat small differences as noise."
     echo
-    echo "Method: each figure is the median of $REPS repetitions ($((REPS * 5)) for the short corpus runs). Throughput is uncompressed bytes per"
+    echo "Method: each figure is the median of $REPS repetitions ($((REPS * 2)) for the single-client rows of the mixed input, $((REPS * 5)) for"
+    echo "the short corpus runs, where in-process and tinyd runs alternate). Throughput is uncompressed bytes per"
     echo "second (MB = 10^6 bytes). \"In-process snappy\" is snappy-c called in the measuring thread on"
     echo "the same data: whole buffers for the single-client rows, the same 16 MiB pieces one after"
     echo "the other for the parallel rows. The two client processes each time their own work, from"
