@@ -176,6 +176,34 @@ diag "incompressible 8 MiB: $use bytes allocated, framing stream $sz ($(awk -v a
 [ "$use" -le $((sz + sz / 2000)) ]
 ok $? "incompressible data: allocated size within 0.05% of the framing stream"
 rm -f "$MNT/mixed" "$TMP_DIR/mixed" "$TMP_DIR/mixed.sz" "$TMP_DIR/random.sz"
+
+# --- fallocate: holes and zeroed ranges --------------------------------------------
+# The expected bytes are made with dd, so the check does not depend on the
+# file system of TMP_DIR.
+zero_at() { # zero_at FILE OFFSET LENGTH
+    head -c "$3" /dev/zero | dd of="$1" bs=1M seek="$2" oflag=seek_bytes conv=notrunc status=none
+}
+cp "$TMP_DIR/random" "$MNT/holes" && cp "$TMP_DIR/random" "$TMP_DIR/holes"
+before=$(($(stat -c %b "$STORE/holes") * 512))
+fallocate -p -o 1000000 -l 4194304 "$MNT/holes"
+ok $? "fallocate --punch-hole"
+zero_at "$TMP_DIR/holes" 1000000 4194304
+cmp -s "$TMP_DIR/holes" "$MNT/holes" && [ "$(stat -c %s "$MNT/holes")" = 8388608 ]
+ok $? "the hole reads as zeros, the rest and the size are kept"
+after=$(($(stat -c %b "$STORE/holes") * 512))
+diag "stored before the hole: $before bytes, after: $after"
+[ $((before - after)) -ge $((4000000 - 4194304 / 64)) ]
+ok $? "the hole frees the space of its data"
+fallocate -z -o 7000000 -l 3000000 "$MNT/holes" && zero_at "$TMP_DIR/holes" 7000000 3000000
+cmp -s "$TMP_DIR/holes" "$MNT/holes" && [ "$(stat -c %s "$MNT/holes")" = 10000000 ]
+ok $? "fallocate --zero-range past the end zeroes and extends"
+fallocate -z -n -o 9999000 -l 100000 "$MNT/holes" && zero_at "$TMP_DIR/holes" 9999000 1000
+cmp -s "$TMP_DIR/holes" "$MNT/holes" && [ "$(stat -c %s "$MNT/holes")" = 10000000 ]
+ok $? "fallocate --zero-range --keep-size keeps the size"
+out=$(fallocate -c -o 0 -l 65536 "$MNT/holes" 2>&1)
+[ $? -ne 0 ] && [[ $out == *"not supported"* ]] && cmp -s "$TMP_DIR/holes" "$MNT/holes"
+ok $? "fallocate --collapse-range fails with EOPNOTSUPP and changes nothing"
+rm -f "$MNT/holes" "$TMP_DIR/holes"
 st=$(getfattr --only-values -n user.tinyfs.stored_size "$MNT/text" 2>/dev/null ||
     $PY -c 'import os,sys; print(os.getxattr(sys.argv[1], "user.tinyfs.stored_size").decode())' "$MNT/text")
 [ -n "$st" ] && [ "$st" -gt 0 ] && [ "$st" -lt "$(stat -c %s "$MNT/text")" ]

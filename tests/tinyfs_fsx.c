@@ -1,7 +1,8 @@
 /*
  * tinyfs_fsx.c - a file-system exerciser: applies the same random operations
  * (writes at random offsets, writes past EOF, truncates both ways, reads,
- * mmap writes and reads, fsync, close and reopen) to a file in a tinyfs
+ * mmap writes and reads, fsync, close and reopen, fallocate: holes punched,
+ * ranges zeroed, space allocated) to a file in a tinyfs
  * mount and to a reference file elsewhere, and checks that every read and
  * the final contents agree.
  *
@@ -11,6 +12,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/falloc.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -193,7 +195,7 @@ int main(int argc, char **argv)
         } else if (what < 94) {
             if (fsync(t) < 0)
                 die(op, "fsync");
-        } else if (what < 96) { /* append */
+        } else if (what < 95) { /* append */
             len = 1 + below(70000);
             if (size + len > maxsize)
                 continue;
@@ -206,6 +208,23 @@ int main(int argc, char **argv)
                 die(op, "append");
             close(ta);
             close(ra);
+        } else if (what < 97) { /* fallocate, in every mode tinyfs supports */
+            static const int modes[] = {
+                FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, FALLOC_FL_ZERO_RANGE,
+                FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, 0, FALLOC_FL_KEEP_SIZE};
+            int mode = modes[below(sizeof(modes) / sizeof(modes[0]))];
+
+            len = 1 + below(below(4) == 0 ? 300000 : 20000);
+            off = below(size + 100000);
+            if (off + len > maxsize)
+                continue;
+            if (fallocate(r, mode, (off_t)off, (off_t)len) < 0) {
+                if (errno == EOPNOTSUPP) /* the reference's file system lacks it */
+                    continue;
+                die(op, "fallocate reference");
+            }
+            if (fallocate(t, mode, (off_t)off, (off_t)len) < 0)
+                die(op, "fallocate");
         } else {
             check_all(op, t, r, a, b);
         }

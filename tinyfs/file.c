@@ -307,23 +307,75 @@ void tfs_file_read_done(struct tfs_file *f, struct tfs_rd *rd)
     rd->spill = NULL;
 }
 
+/* Writes @size bytes at @off into the cache: those at @buf, or zeros when
+ * @buf is NULL; the file already covers them. Returns @size, or a negative
+ * errno when a chunk could not be had or a write-back failed meanwhile
+ * (that error is then reported once). With @partial, a failure after some
+ * bytes returns their count instead, as write(2) does, and its error is
+ * reported by the next call. */
+static int64_t put_locked(struct tfs_file *f, const char *buf, uint64_t size, uint64_t off,
+                          int partial)
+{
+    uint64_t done = 0;
+
+    while (done < size) {
+        uint64_t pos = off + done, idx = pos / TFS_CHUNK;
+        uint32_t a = (uint32_t)(pos % TFS_CHUNK);
+        size_t n = TFS_CHUNK - a < size - done ? TFS_CHUNK - a : (size_t)(size - done);
+        uint32_t clen = tfs_chunk_len(idx, f->size);
+        int fill = a > 0 || n < clen ? FILL_DATA : n == TFS_CHUNK ? FILL_NOTHING : FILL_ZEROS;
+        struct entry *e;
+        int r = tfs_cache_get(f, idx, 1, fill, &e);
+
+        if (r == 0 && f->err) {
+            /* a write-back failed meanwhile: stop here, report it */
+            r = f->err;
+            if (!done || !partial)
+                f->err = 0;
+        }
+        if (r < 0)
+            return partial && done ? (int64_t)done : r;
+        if (buf)
+            memcpy(e->buf + a, buf + done, n);
+        else
+            memset(e->buf + a, 0, n);
+        e->len = clen;
+        e->state = E_DIRTY;
+        if (a + n == TFS_CHUNK)
+            tfs_cache_submit(f, e); /* a full chunk just completed: compress it now */
+        done += n;
+    }
+    return (int64_t)done;
+}
+
+/* 0 if @f can be written; else the error to report (a failed write-back is
+ * reported once). */
+static int writable_locked(struct tfs_file *f)
+{
+    int rc = f->err;
+
+    if (rc) {
+        /* a write-back failed (a full disk): report it now, once */
+        f->err = 0;
+        return rc;
+    }
+    return f->torn ? -EIO : 0; /* its end could not be repaired (logged at open) */
+}
+
 ssize_t tfs_file_write(struct tfs_file *f, const char *buf, size_t size, uint64_t off, int append)
 {
-    size_t done = 0;
     ssize_t rc = 0;
     uint64_t end;
 
     wr_lock(f);
-    if (f->err) {
-        /* a write-back failed (a full disk): report it now, once */
-        rc = f->err;
-        f->err = 0;
-        goto out;
-    }
     if (f->plain) {
         struct iovec iov = {(void *)buf, size};
         struct stat st;
 
+        rc = f->err;
+        f->err = 0;
+        if (rc < 0)
+            goto out;
         if (append) {
             if (fstat(f->fd, &st) < 0) {
                 rc = -errno;
@@ -335,10 +387,9 @@ ssize_t tfs_file_write(struct tfs_file *f, const char *buf, size_t size, uint64_
         rc = rc < 0 ? rc : (ssize_t)size;
         goto out;
     }
-    if (f->torn) {
-        rc = -EIO; /* its end could not be repaired (logged at open) */
+    rc = writable_locked(f);
+    if (rc < 0)
         goto out;
-    }
     if (append)
         off = f->size;
     end = off + size;
@@ -351,33 +402,7 @@ ssize_t tfs_file_write(struct tfs_file *f, const char *buf, size_t size, uint64_
         if (rc < 0)
             goto out;
     }
-    while (done < size) {
-        uint64_t pos = off + done, idx = pos / TFS_CHUNK;
-        uint32_t a = (uint32_t)(pos % TFS_CHUNK);
-        size_t n = TFS_CHUNK - a < size - done ? TFS_CHUNK - a : size - done;
-        uint32_t clen = tfs_chunk_len(idx, f->size);
-        int fill = a > 0 || n < clen ? FILL_DATA : n == TFS_CHUNK ? FILL_NOTHING : FILL_ZEROS;
-        struct entry *e;
-        int r = tfs_cache_get(f, idx, 1, fill, &e);
-
-        if (r == 0 && f->err) {
-            /* a write-back failed meanwhile: stop here, report it */
-            r = f->err;
-            if (!done)
-                f->err = 0;
-        }
-        if (r < 0) {
-            rc = done ? (ssize_t)done : r;
-            goto out;
-        }
-        memcpy(e->buf + a, buf + done, n);
-        e->len = clen;
-        e->state = E_DIRTY;
-        if (a + n == TFS_CHUNK)
-            tfs_cache_submit(f, e); /* a full chunk just completed: compress it now */
-        done += n;
-    }
-    rc = (ssize_t)done;
+    rc = (ssize_t)put_locked(f, buf, size, off, 1);
 out:
     wr_unlock(f);
     return rc;
@@ -397,16 +422,32 @@ int tfs_file_fsync(struct tfs_file *f, int datasync)
 
 int tfs_file_fallocate(struct tfs_file *f, int mode, uint64_t off, uint64_t len)
 {
+    uint64_t end = off + len;
     int rc = 0;
 
     wr_lock(f);
     if (f->plain) {
         rc = fallocate(f->fd, mode, (off_t)off, (off_t)len) < 0 ? -errno : 0;
-    } else if (mode & ~FALLOC_FL_KEEP_SIZE) {
-        rc = -EOPNOTSUPP;
-    } else if (!(mode & FALLOC_FL_KEEP_SIZE) && off + len > f->size) {
-        rc = truncate_locked(f, off + len);
+        goto out;
     }
+    if (mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)) {
+        rc = -EOPNOTSUPP;
+        goto out;
+    }
+    if (mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)) {
+        /* A hole is stored as chunks of zeros, as a sparse file's gaps
+         * are: they take a few bytes each once compressed. */
+        rc = writable_locked(f);
+        if (rc == 0 && off < f->size) {
+            int64_t w = put_locked(f, NULL, (end < f->size ? end : f->size) - off, off, 0);
+            rc = w < 0 ? (int)w : 0;
+        }
+        if (rc < 0)
+            goto out;
+    }
+    if (!(mode & FALLOC_FL_KEEP_SIZE) && end > f->size)
+        rc = truncate_locked(f, end);
+out:
     wr_unlock(f);
     return rc;
 }
