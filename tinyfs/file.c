@@ -436,7 +436,7 @@ int tfs_file_fallocate(struct tfs_file *f, int mode, uint64_t off, uint64_t len)
     }
     if (mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)) {
         /* A hole is stored as chunks of zeros, as a sparse file's gaps
-         * are: they take a few bytes each once compressed. */
+         * are: about 3 KiB each once compressed. */
         rc = writable_locked(f);
         if (rc == 0 && off < f->size) {
             int64_t w = put_locked(f, NULL, (end < f->size ? end : f->size) - off, off, 0);
