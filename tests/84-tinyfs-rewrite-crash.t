@@ -45,8 +45,9 @@ unmount_dead() {
 }
 
 # The writer: rounds of random small overwrites (some growing a file inside
-# its last chunk), one open per file per round. REF/NAME holds the content
-# before the round, REF/NAME.new the content the round is writing.
+# its last chunk, some over several chunks), one open per file per round.
+# REF/NAME holds the content before the round, REF/NAME.new the content the
+# round is writing.
 cat >"$TMP_DIR/rw.py" <<'EOF2'
 import os, random, sys
 mode, mnt, ref = sys.argv[1], sys.argv[2], sys.argv[3]
@@ -76,7 +77,8 @@ elif mode == "write":
             edits = []
             for _ in range(r.randint(1, 10)):
                 off = r.randrange(len(new))
-                n = r.randint(1, 3000)
+                # now and then several chunks of a group, rewritten at once
+                n = r.randint(1, 3000) if r.random() < 0.9 else r.randint(C, 3 * C)
                 if off + n > len(new) and (len(new) - 1) // C != (off + n - 1) // C:
                     n = len(new) - off  # stay inside the last chunk
                 data = text(r, n) if r.random() < 0.8 else r.randbytes(n)

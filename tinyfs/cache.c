@@ -63,7 +63,9 @@ static int fill_last(struct tfs_file *f)
         r = tfs_compress(tmp.buf, TFS_CHUNK, tmp.buf + TFS_CHUNK, TFS_OUT_CAP);
         if (r < 0 || tfs_record_check(tmp.buf + TFS_CHUNK, (size_t)r, TFS_CHUNK) < 0)
             r = (ssize_t)tfs_raw_record(tmp.buf, TFS_CHUNK, tmp.buf + TFS_CHUNK);
-        rc = tfs_store_rewrite(f, j, tmp.buf + TFS_CHUNK, (size_t)r, TFS_CHUNK);
+        struct tfs_rec rec = {tmp.buf + TFS_CHUNK, (size_t)r};
+
+        rc = tfs_store_rewrite(f, j, 1, &rec, TFS_CHUNK);
     }
     free(tmp.buf);
     return rc;
@@ -110,8 +112,11 @@ int tfs_cache_write_chunk(struct tfs_file *f, uint64_t idx, const unsigned char 
 {
     int rc;
 
-    if (idx < f->valid_n)
-        return tfs_store_rewrite(f, idx, rec, rec_len, clen);
+    if (idx < f->valid_n) {
+        struct tfs_rec r = {rec, rec_len};
+
+        return tfs_store_rewrite(f, idx, 1, &r, clen);
+    }
     rc = fill_to(f, idx);
     return rc < 0 ? rc : tfs_store_append(f, rec, rec_len, clen);
 }
@@ -291,26 +296,56 @@ static void writeback_failed(struct tfs_file *f, struct entry *e)
         f->size = stored_size;
 }
 
-/* Waits for a BUSY entry and writes its record; it becomes CLEAN, or FREE
- * when the write failed. Without tinyd the chunk is stored uncompressed:
- * still a valid stream, never an error. */
-int tfs_cache_complete(struct tfs_file *f, struct entry *e)
+/* Waits for the compression of the BUSY entry @e; it becomes CLEAN, its
+ * record at e->buf + TFS_CHUNK. Without tinyd the chunk is stored
+ * uncompressed: still a valid stream, never an error. */
+static struct tfs_rec compressed(struct entry *e)
 {
     unsigned char *out = e->buf + TFS_CHUNK;
     ssize_t r = tfs_compress_wait(e->req, e->buf, e->len, out, TFS_OUT_CAP);
-    int rc;
 
     e->req = NULL;
     e->state = E_CLEAN;
     if (r < 0 || tfs_record_check(out, (size_t)r, e->len) < 0)
         r = (ssize_t)tfs_raw_record(e->buf, e->len, out);
-    rc = tfs_cache_write_chunk(f, e->idx, out, (size_t)r, e->len);
+    return (struct tfs_rec){out, (size_t)r};
+}
+
+/* Waits for a BUSY entry and writes its record; it becomes CLEAN, or FREE
+ * when the write failed. A rewrite in place takes the BUSY chunks that
+ * follow it in its group along: an overwrite then journals and syncs each
+ * group once, not once per chunk. */
+int tfs_cache_complete(struct tfs_file *f, struct entry *e)
+{
+    struct entry *run[TFS_GROUP] = {e};
+    struct tfs_rec rec[TFS_GROUP];
+    unsigned n = 1;
+    int rc;
+
+    for (uint64_t j = e->idx + 1; e->idx < f->valid_n && j % TFS_GROUP && j < f->valid_n; j++) {
+        struct entry *x = tfs_cache_find(f, j);
+
+        if (!x || x->state != E_BUSY)
+            break;
+        run[n++] = x;
+    }
+    for (unsigned i = 0; i < n; i++)
+        rec[i] = compressed(run[i]);
+    if (e->idx < f->valid_n)
+        rc = tfs_store_rewrite(f, e->idx, n, rec, run[n - 1]->len);
+    else
+        rc = tfs_cache_write_chunk(f, e->idx, rec[0].p, rec[0].len, e->len);
     if (rc < 0) {
-        tfs_log("%s: cannot write chunk %llu: %s", f->name, (unsigned long long)e->idx,
-                tiny_errno_text(-rc));
+        if (n > 1)
+            tfs_log("%s: cannot write chunks %llu-%llu: %s", f->name, (unsigned long long)e->idx,
+                    (unsigned long long)(e->idx + n - 1), tiny_errno_text(-rc));
+        else
+            tfs_log("%s: cannot write chunk %llu: %s", f->name, (unsigned long long)e->idx,
+                    tiny_errno_text(-rc));
         if (!f->err)
             f->err = rc;
-        writeback_failed(f, e);
+        for (unsigned i = 0; i < n; i++)
+            writeback_failed(f, run[i]);
     }
     return rc;
 }

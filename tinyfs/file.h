@@ -147,8 +147,14 @@ int tfs_chunk_loc(struct tfs_file *f, uint64_t idx, uint64_t *off, uint32_t *len
 /* Appends the record of chunk valid_n (the stored file ends with a full
  * chunk). On failure the stored file is as before. */
 int tfs_store_append(struct tfs_file *f, const unsigned char *rec, size_t rec_len, uint32_t clen);
-/* Rewrites the record of chunk @idx (< valid_n) in place, journalled. */
-int tfs_store_rewrite(struct tfs_file *f, uint64_t idx, const unsigned char *rec, size_t rec_len,
+/* A record to store: @len bytes at @p. */
+struct tfs_rec {
+    const unsigned char *p;
+    size_t len;
+};
+/* Rewrites the records of the @n chunks from @idx (< valid_n, all in one
+ * group) in place, journalled; @clen is the logical length of the last. */
+int tfs_store_rewrite(struct tfs_file *f, uint64_t idx, unsigned n, const struct tfs_rec *rec,
                       uint32_t clen);
 /* Keeps the stored chunks [0, @keep) only (chunk keep - 1 must be full). */
 int tfs_store_drop(struct tfs_file *f, uint64_t keep);

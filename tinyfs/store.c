@@ -537,40 +537,49 @@ undo:
     return rc;
 }
 
-/* Rewrites chunk @idx (< valid_n) in place: its record, and when its
- * length changes the records after it in the group (read raw, moved), the
- * group's padding header and its index. The old bytes go to the undo
- * journal first, so a crash leaves the old or the new group. The last group
- * may grow or shrink; the others have room for 16 full records. */
-int tfs_store_rewrite(struct tfs_file *f, uint64_t idx, const unsigned char *rec, size_t rec_len,
+/* Rewrites the @n chunks from @idx (< valid_n, in one group) in place:
+ * their records, and when a length changes the records after them in the
+ * group (read raw, moved), the group's padding header and its index. The
+ * old bytes go to the undo journal first, so a crash leaves the old or the
+ * new group; rewriting several chunks at once costs one journal sync. The
+ * last group may grow or shrink; the others have room for 16 full
+ * records. */
+int tfs_store_rewrite(struct tfs_file *f, uint64_t idx, unsigned n, const struct tfs_rec *rec,
                       uint32_t clen)
 {
     uint64_t g = idx / TFS_GROUP, goff = tfs_group_off(g), rend = tfs_group_off(g + 1);
     uint32_t k = (uint32_t)(idx % TFS_GROUP);
-    int last = g == (f->valid_n - 1) / TFS_GROUP, rc, nr = 0;
+    int last = g == (f->valid_n - 1) / TFS_GROUP, rc, nr = 0, same = 1;
     uint64_t rec_off, old_end, new_end;
     unsigned char gold[TFS_GIDX_LEN], gnew[TFS_GIDX_LEN];
     unsigned char *oldb = NULL, *newb = NULL;
+    size_t olen, nlen, tail, sum_old = 0, sum_new = 0;
     struct tfs_gidx x, nx;
     struct tfs_jrange r[2];
-    size_t olen, nlen, tail;
     struct iovec iov;
 
+    if (n == 0 || k + n > TFS_GROUP || idx + n > f->valid_n)
+        return -EINVAL;
     rc = gidx_get(f, g, &x);
     if (rc < 0)
         return rc;
     f->gen++;
     nx = x;
-    nx.rec[k] = (uint32_t)rec_len;
-    if (idx == f->valid_n - 1)
+    for (unsigned i = 0; i < n; i++) {
+        nx.rec[k + i] = (uint32_t)rec[i].len;
+        sum_old += x.rec[k + i];
+        sum_new += rec[i].len;
+        same &= rec[i].len == x.rec[k + i];
+    }
+    if (idx + n == f->valid_n)
         nx.last_clen = clen;
     rec_off = goff + TFS_GIDX_LEN + tfs_gidx_sum(&x, k);
     old_end = tfs_group_end(g, &x);
     new_end = tfs_group_end(g, &nx);
-    tail = rec_len == x.rec[k] ? 0 : (size_t)(old_end - rec_off - x.rec[k]);
-    /* old: the record (and the tail and padding header when they move) */
-    olen = rec_len == x.rec[k] ? rec_len : (size_t)(old_end - rec_off) + (last ? 0 : 4);
-    nlen = rec_len == x.rec[k] ? rec_len : (size_t)(new_end - rec_off) + (last ? 0 : 4);
+    tail = same ? 0 : (size_t)(old_end - rec_off - sum_old);
+    /* old: the records (and the tail and padding header when they move) */
+    olen = same ? sum_old : (size_t)(old_end - rec_off) + (last ? 0 : 4);
+    nlen = same ? sum_new : (size_t)(new_end - rec_off) + (last ? 0 : 4);
     oldb = malloc(olen);
     newb = malloc(nlen);
     if (!oldb || !newb) {
@@ -583,9 +592,10 @@ int tfs_store_rewrite(struct tfs_file *f, uint64_t idx, const unsigned char *rec
                 (unsigned long long)idx);
         goto out;
     }
-    memcpy(newb, rec, rec_len);
-    memcpy(newb + rec_len, oldb + x.rec[k], tail);
-    if (rec_len != x.rec[k] && !last)
+    for (unsigned i = 0, at = 0; i < n; at += (unsigned)rec[i].len, i++)
+        memcpy(newb + at, rec[i].p, rec[i].len);
+    memcpy(newb + sum_new, oldb + sum_old, tail);
+    if (!same && !last)
         tfs_pad_build(newb + nlen - 4, (uint32_t)(rend - new_end - TINY_CHUNK_HDR));
     r[nr++] = (struct tfs_jrange){rec_off, (uint32_t)olen, (uint32_t)nlen, oldb, newb};
     if (memcmp(&x, &nx, sizeof(x)) != 0) {
@@ -619,7 +629,7 @@ int tfs_store_rewrite(struct tfs_file *f, uint64_t idx, const unsigned char *rec
         f->stored_len = new_end;
     else if (new_end < old_end)
         punch(f, new_end + 4, rend);
-    if (idx == f->valid_n - 1)
+    if (idx + n == f->valid_n)
         f->last_len = clen;
 out:
     free(oldb);
