@@ -60,11 +60,12 @@ static int fill_last(struct tfs_file *f)
         return -ENOMEM;
     rc = load(f, &tmp, j);
     if (rc == 0) {
+        struct tfs_rec rec = {tmp.buf + TFS_CHUNK, 0};
+
         r = tfs_compress(tmp.buf, TFS_CHUNK, tmp.buf + TFS_CHUNK, TFS_OUT_CAP);
         if (r < 0 || tfs_record_check(tmp.buf + TFS_CHUNK, (size_t)r, TFS_CHUNK) < 0)
             r = (ssize_t)tfs_raw_record(tmp.buf, TFS_CHUNK, tmp.buf + TFS_CHUNK);
-        struct tfs_rec rec = {tmp.buf + TFS_CHUNK, (size_t)r};
-
+        rec.len = (size_t)r;
         rc = tfs_store_rewrite(f, j, 1, &rec, TFS_CHUNK);
     }
     free(tmp.buf);

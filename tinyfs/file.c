@@ -349,7 +349,7 @@ static int64_t put_locked(struct tfs_file *f, const char *buf, uint64_t size, ui
 }
 
 /* 0 if @f can be written; else the error to report (a failed write-back is
- * reported once). */
+ * reported once). A plain file is never torn. */
 static int writable_locked(struct tfs_file *f)
 {
     int rc = f->err;
@@ -368,14 +368,13 @@ ssize_t tfs_file_write(struct tfs_file *f, const char *buf, size_t size, uint64_
     uint64_t end;
 
     wr_lock(f);
+    rc = writable_locked(f);
+    if (rc < 0)
+        goto out;
     if (f->plain) {
         struct iovec iov = {(void *)buf, size};
         struct stat st;
 
-        rc = f->err;
-        f->err = 0;
-        if (rc < 0)
-            goto out;
         if (append) {
             if (fstat(f->fd, &st) < 0) {
                 rc = -errno;
@@ -387,9 +386,6 @@ ssize_t tfs_file_write(struct tfs_file *f, const char *buf, size_t size, uint64_
         rc = rc < 0 ? rc : (ssize_t)size;
         goto out;
     }
-    rc = writable_locked(f);
-    if (rc < 0)
-        goto out;
     if (append)
         off = f->size;
     end = off + size;
