@@ -3,8 +3,9 @@
 # chunks in place; tinyfs dies in the middle (abort() at each step of the
 # journalled rewrite through TINYFS_DEBUG_CRASH, then kill -9 at random
 # moments). After fusermount3 -u -z and a remount (which replays the undo
-# journal) every chunk of every file holds its old or its new content, never
-# EIO, never other bytes; tiny fsck is clean and the journal is hidden.
+# journal) every chunk of every file holds its content of before or after
+# one of the writes of the interrupted round (rw.py below), never EIO, never
+# other bytes; tiny fsck is clean and the journal is hidden.
 . "$(dirname "$0")/lib.sh"
 
 [ -c /dev/fuse ] || skip_all "/dev/fuse is missing"
@@ -47,9 +48,12 @@ unmount_dead() {
 # The writer: rounds of random small overwrites (some growing a file inside
 # its last chunk, some over several chunks), one open per file per round.
 # REF/NAME holds the content before the round, REF/NAME.new the content the
-# round is writing.
+# round is writing and REF/NAME.edits its writes, in order. A chunk written
+# whole is compressed at once and stored when a later write of the round
+# touches it again, so after a crash a chunk may hold the content of any
+# state the round went through: old, new, or old with the first k writes.
 cat >"$TMP_DIR/rw.py" <<'EOF2'
-import os, random, sys
+import os, random, struct, sys
 mode, mnt, ref = sys.argv[1], sys.argv[2], sys.argv[3]
 C = 65536
 words = b"lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor ".split()
@@ -86,6 +90,9 @@ elif mode == "write":
                 edits.append((off, data))
             with open(os.path.join(ref, name + ".new"), "wb") as f:
                 f.write(new)
+            with open(os.path.join(ref, name + ".edits"), "wb") as f:
+                for off, data in edits:
+                    f.write(struct.pack("<QI", off, len(data)) + data)
             try:
                 fd = os.open(os.path.join(mnt, name), os.O_WRONLY)
                 for off, data in edits:
@@ -94,39 +101,55 @@ elif mode == "write":
             except OSError:
                 sys.exit(0)  # tinyfs died
             os.replace(os.path.join(ref, name + ".new"), os.path.join(ref, name))
+            os.unlink(os.path.join(ref, name + ".edits"))
 elif mode == "check":
-    # every chunk old or new; then the survivor becomes the reference
-    bad = 0
-    stats = [0, 0]
-    for name in names:
-        old = open(os.path.join(ref, name), "rb").read()
+    # every chunk old, new, or as after the first k writes of the round;
+    # then the survivor becomes the reference
+    def states(old, path):
+        out, cur = [old], bytearray(old)
         try:
-            new = open(os.path.join(ref, name + ".new"), "rb").read()
+            raw = open(path, "rb").read()
         except FileNotFoundError:
-            new = old
+            return out
+        at = 0
+        while at < len(raw):
+            off, n = struct.unpack_from("<QI", raw, at)
+            at += 12
+            cur[off:off + n] = raw[at:at + n]
+            at += n
+            out.append(bytes(cur))
+        return out
+    bad = 0
+    stats = [0, 0, 0]
+    for name in names:
+        path = os.path.join(ref, name)
+        s = states(open(path, "rb").read(), path + ".edits")
         try:
             got = open(os.path.join(mnt, name), "rb").read()
         except OSError as e:
             print("# %s: %s" % (name, e))
             bad += 1
             continue
-        if len(got) not in (len(old), len(new)):
-            print("# %s: size %d, neither %d nor %d" % (name, len(got), len(old), len(new)))
+        if len(got) not in {len(x) for x in s}:
+            print("# %s: size %d, not one the round went through" % (name, len(got)))
             bad += 1
             continue
-        for i in range(0, max(len(got), len(new), len(old)), C):
-            g, o, n = got[i:i + C], old[i:i + C], new[i:i + C]
-            if g == n and g != o:
-                stats[1] += 1
-            elif g == o:
+        for i in range(0, max(len(x) for x in s), C):
+            g = got[i:i + C]
+            if g == s[0][i:i + C]:
                 stats[0] += 1
+            elif g == s[-1][i:i + C]:
+                stats[1] += 1
+            elif any(g == x[i:i + C] for x in s[1:-1]):
+                stats[2] += 1
             else:
-                print("# %s: chunk %d is neither old nor new" % (name, i // C))
+                print("# %s: chunk %d is neither old, new nor between" % (name, i // C))
                 bad += 1
-        open(os.path.join(ref, name), "wb").write(got)
-        if os.path.exists(os.path.join(ref, name + ".new")):
-            os.unlink(os.path.join(ref, name + ".new"))
-    print("# chunks: %d as before the round, %d rewritten" % tuple(stats))
+        open(path, "wb").write(got)
+        for tmp in (path + ".new", path + ".edits"):
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    print("# chunks: %d as before the round, %d rewritten, %d between" % tuple(stats))
     sys.exit(1 if bad else 0)
 EOF2
 
@@ -153,7 +176,7 @@ ok $? "a clean unmount removes the journal"
 # step 1: torn journal entry; 2: entry synced, slot untouched; 3: half of the
 # new record written over the old one; 4: new record written, hole not punched
 steps=(1 2 3 4)
-fired=0
+fired=0 bad=0
 for s in "${steps[@]}"; do
     for k in 1 4 9; do
         start_fs TINYFS_DEBUG_CRASH=$k:$s || break
@@ -163,21 +186,23 @@ for s in "${steps[@]}"; do
         start_fs || break
         if ! $PY "$TMP_DIR/rw.py" check "$MNT" "$REF" >"$TMP_DIR/check.out"; then
             diag "$(cat "$TMP_DIR/check.out")"
+            bad=1
+            fusermount3 -u "$MNT" && wait "$FS_SH"
             break 2
         fi
         diag "abort at step $s of rewrite $k: $(tail -1 "$TMP_DIR/check.out" | sed 's/^# //')"
         fusermount3 -u "$MNT" && wait "$FS_SH"
     done
 done
-[ "$fired" = 12 ]
-ok $? "every abort fired ($fired of 12) and every chunk survived as old or new"
+[ "$fired" = 12 ] && [ "$bad" = 0 ]
+ok $? "every abort fired ($fired of 12) and every chunk survived as old, new or between"
 undone=$(grep -c "old content restored" "$LOG")
 [ "$undone" -ge 4 ]
 ok $? "the journal undid $undone interrupted rewrites on remount"
 
 # --- 2. kill -9 at random moments --------------------------------------------------
 RANDOM=84
-kills=0
+kills=0 bad=0
 for round in $(seq 1 8); do
     start_fs || break
     $PY "$TMP_DIR/rw.py" write "$MNT" "$REF" "$round" 1000 &
@@ -189,13 +214,15 @@ for round in $(seq 1 8); do
     start_fs || break
     if ! $PY "$TMP_DIR/rw.py" check "$MNT" "$REF" >"$TMP_DIR/check.out"; then
         diag "$(cat "$TMP_DIR/check.out")"
+        bad=1
+        fusermount3 -u "$MNT" && wait "$FS_SH"
         break
     fi
     diag "kill -9 $round: $(tail -1 "$TMP_DIR/check.out" | sed 's/^# //')"
     fusermount3 -u "$MNT" && wait "$FS_SH"
 done
-[ "$kills" = 8 ] && [ "$round" = 8 ]
-ok $? "$kills kill -9 at random moments: every chunk old or new after each remount"
+[ "$kills" = 8 ] && [ "$round" = 8 ] && [ "$bad" = 0 ]
+ok $? "$kills kill -9 at random moments: every chunk old, new or between after each remount"
 grep -qi "input/output error\|corrupt chunk" "$LOG"
 ok $((!$?)) "no read failed with EIO, no corrupt chunk logged"
 diag "$(grep -c "old content restored" "$LOG") rewrites undone by the journal in all"
@@ -219,7 +246,7 @@ ok $? "tiny fsck --repair restores it (exit 1) and removes the journal"
 ok $? "then tiny fsck is clean: $(tail -1 "$TMP_DIR/fsck.out")"
 start_fs
 $PY "$TMP_DIR/rw.py" check "$MNT" "$REF" >"$TMP_DIR/check.out"
-ok $? "every chunk old or new: $(tail -1 "$TMP_DIR/check.out" | sed 's/^# //')"
+ok $? "every chunk old, new or between: $(tail -1 "$TMP_DIR/check.out" | sed 's/^# //')"
 fusermount3 -u "$MNT" && wait "$FS_SH"
 
 stop_tinyd_checked
